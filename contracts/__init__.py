@@ -1,0 +1,54 @@
+"""Wire and in-process types shared by every GridWatch package.
+
+This package is the leaf of the import graph: it imports only the standard library and pydantic.
+"""
+
+from __future__ import annotations
+
+from contracts.alerts import Alert, AlertKind, DetectedObject, GeoPoint, new_alert_id
+from contracts.bus import (
+    ALERTS_STREAM,
+    CAMERAS_CHANNEL,
+    CAMERAS_KEY,
+    CENTER_GROUP,
+    DEAD_STREAM,
+    HEALTH_PREFIX,
+    decode_alert_entry,
+    encode_alert_entry,
+    feed_channel,
+    health_key,
+)
+from contracts.camera import Camera, CameraConfigError, SiteType, parse_cameras, redact_url
+from contracts.frames import AlertSink, Frame, FrameSink
+from contracts.health import CameraState, StreamHealth
+from contracts.rules import IntrusionRuleConfig, RuleConfig
+
+__all__ = [
+    "ALERTS_STREAM",
+    "CAMERAS_CHANNEL",
+    "CAMERAS_KEY",
+    "CENTER_GROUP",
+    "DEAD_STREAM",
+    "HEALTH_PREFIX",
+    "Alert",
+    "AlertSink",
+    "AlertKind",
+    "Camera",
+    "CameraConfigError",
+    "CameraState",
+    "DetectedObject",
+    "Frame",
+    "FrameSink",
+    "GeoPoint",
+    "IntrusionRuleConfig",
+    "RuleConfig",
+    "SiteType",
+    "StreamHealth",
+    "decode_alert_entry",
+    "encode_alert_entry",
+    "feed_channel",
+    "health_key",
+    "new_alert_id",
+    "parse_cameras",
+    "redact_url",
+]

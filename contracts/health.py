@@ -1,0 +1,36 @@
+"""Per-camera stream health, written by the worker that owns the camera (Redis, with a TTL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CameraState(StrEnum):
+    starting = "starting"
+    online = "online"
+    degraded = "degraded"
+    offline = "offline"
+
+
+class StreamHealth(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    camera_id: str
+    state: CameraState
+    reason: str | None = Field(default=None, description="Why the camera is not online (never has credentials)")
+    worker_id: str | None = None
+    last_frame_at: datetime | None = None
+    fps: float | None = Field(default=None, ge=0, description="Measured stream frame rate")
+    keyframe_interval: float | None = Field(default=None, ge=0, description="Seconds between keyframes")
+    bitrate_kbps: float | None = Field(default=None, ge=0)
+    sample_fps: float | None = Field(default=None, ge=0, description="Samples handed to detection per second")
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    reconnects: int = 0
+    dropped_samples: int = 0
+    last_error: str | None = None
+    updated_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""Demo parts: clips of real people made on the spot, and a real RTSP server to serve them."""
