@@ -40,7 +40,7 @@ def _field(fields: dict[bytes, bytes] | dict[str, bytes], name: str) -> bytes | 
 
 
 def decode_alert_entry(fields: dict[bytes, bytes] | dict[str, bytes]) -> tuple[Alert, bytes | None]:
-    """Inverse of `encode_alert_entry`. Raises `ValueError` (pydantic's ValidationError is one) on a bad entry."""
+    """Inverse of `encode_alert_entry`; raises `ValueError` (pydantic's ValidationError is one) if bad."""
     raw = _field(fields, "alert")
     if raw is None:
         raise ValueError("stream entry has no 'alert' field")

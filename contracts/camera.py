@@ -44,7 +44,9 @@ class Camera(BaseModel):
     site_type: SiteType = SiteType.key_site
     site_id: str | None = Field(default=None, max_length=128)
     location: GeoPoint | None = None
-    cell_id: str | None = Field(default=None, description="Fixed grid cell; by default located from `location`")
+    cell_id: str | None = Field(
+        default=None, description="Fixed grid cell; by default located from `location`"
+    )
     sample_fps: float = Field(default=1.0, gt=0, le=30, description="Frames per second handed to detection")
     rules: tuple[RuleConfig, ...] = Field(default=(), description="Event rules run on this camera")
     enabled: bool = True

@@ -20,7 +20,9 @@ class StreamHealth(BaseModel):
 
     camera_id: str
     state: CameraState
-    reason: str | None = Field(default=None, description="Why the camera is not online (never has credentials)")
+    reason: str | None = Field(
+        default=None, description="Why the camera is not online (never has credentials)"
+    )
     worker_id: str | None = None
     last_frame_at: datetime | None = None
     fps: float | None = Field(default=None, ge=0, description="Measured stream frame rate")

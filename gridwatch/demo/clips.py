@@ -130,7 +130,7 @@ def make_clip(
     bitrate: int | None = None,
     preset: str = "veryfast",
 ) -> Path:
-    """Encode `scene` to an H.264 MP4 at `path` (keyframe every `gop_seconds`, no B-frames). Returns `path`."""
+    """Encode `scene` as H.264 MP4 at `path` (keyframe every `gop_seconds`, no B-frames); returns `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part.mp4")
     base = background(scene.width, scene.height, scene.seed)
@@ -153,7 +153,9 @@ def make_clip(
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     tmp.replace(path)
-    log.info("made clip %s (%dx%d, %d fps, %.0f s)", path.name, scene.width, scene.height, scene.fps, scene.seconds)
+    log.info(
+        "made clip %s (%dx%d, %d fps, %.0f s)", path.name, scene.width, scene.height, scene.fps, scene.seconds
+    )
     return path
 
 

@@ -63,7 +63,9 @@ class RtspServer:
                 return self
             if not line and self.proc.poll() is not None:
                 err = self.proc.stderr.read() if self.proc.stderr else ""
-                raise RuntimeError(f"RTSP server exited ({self.proc.returncode}): {err.strip()}\n{INSTALL_HINT}")
+                raise RuntimeError(
+                    f"RTSP server exited ({self.proc.returncode}): {err.strip()}\n{INSTALL_HINT}"
+                )
         self.kill()
         raise RuntimeError(f"RTSP server did not become ready in {self.ready_timeout} s")
 

@@ -1,0 +1,95 @@
+"""Request and response models of the incident API and the feeds (kept apart from the handlers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from center_api.workflow import Status
+
+
+class IncidentPublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    alert_id: str = Field(description="The first alert of the incident")
+    kind: str
+    severity: int
+    status: Status
+    camera_id: str
+    site_id: str | None = None
+    cell_id: str = Field(description="Grid cell, or 'unassigned' (routed to the city command center)")
+    community_id: str | None
+    street_id: str | None
+    district_id: str | None
+    station_id: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int = Field(description="Alerts folded into this incident")
+    objects: list[dict[str, Any]]
+    rule: str | None
+    zone: str | None
+    detail: str | None
+    snapshot_url: str | None
+    location: dict[str, float] | None = None
+    created_at: datetime
+    acknowledged_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    resolved_at: datetime | None = None
+    escalated_at: datetime | None = None
+    escalated: bool = False
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class EventPublic(BaseModel):
+    id: int
+    at: datetime
+    event: str = Field(description="created | updated | escalated | transition")
+    actor: str | None
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+
+
+class IncidentDetail(IncidentPublic):
+    history: list[EventPublic]
+    time_to_acknowledge_s: float | None = None
+    time_to_resolve_s: float | None = None
+
+
+class TransitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Status = Field(description="Target status")
+    note: str = Field(default="", max_length=2000, description="Why; kept in the audit trail")
+
+
+FeedEventType = Literal["created", "updated", "escalated", "transition"]
+
+
+class FeedMessage(BaseModel):
+    type: Literal["incident"] = "incident"
+    event: FeedEventType
+    event_id: int | None = Field(default=None, description="Store event id; SSE `id:`, resumable")
+    incident: IncidentPublic
+
+
+class StationPublic(BaseModel):
+    id: str
+    name: str
+    code: str | None = None
+    city_command: bool = False
+
+
+class MePublic(BaseModel):
+    subject: str
+    role: str
+    station_id: str | None
+    station_name: str | None
+    city_command_id: str

@@ -1,0 +1,48 @@
+"""Settings of the monitoring center: a plain pydantic model the caller builds (the CLI reads the environment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+def _default_ack_sla() -> dict[int, float]:
+    # Seconds to acknowledge, by severity (1 highest .. 4 lowest).
+    return {1: 60.0, 2: 180.0, 3: 600.0, 4: 1800.0}
+
+
+class CenterSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    redis_url: str = Field(description="Redis URL of the bus, e.g. redis://127.0.0.1:6379/0")
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./.gridwatch/center.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...",
+    )
+    config_dir: Path = Field(description="Directory with grid.geojson, stations.yaml, cameras.yaml")
+    data_dir: Path = Field(description="Directory for snapshots and other state on disk")
+    jwt_secret: SecretStr = Field(description="HS256 secret of the bearer tokens")
+    consumer_name: str = Field(min_length=1, max_length=200, description="Consumer name (host and pid)")
+    locate_tolerance_m: float = Field(
+        default=50, ge=0, le=10_000, description="A point outside every cell takes the nearest cell this close"
+    )
+    batch_size: int = Field(default=200, ge=1, le=5000, description="Stream entries read and committed at once")
+    block_ms: int = Field(default=1000, ge=1, le=60_000, description="XREADGROUP block time")
+    claim_idle_ms: int = Field(
+        default=60_000, ge=100, description="Pending entries idle this long are claimed from dead consumers"
+    )
+    claim_every_s: float = Field(default=5.0, gt=0, le=3600, description="How often to run XAUTOCLAIM")
+    ack_sla_s: dict[int, float] = Field(
+        default_factory=_default_ack_sla,
+        description="Seconds to acknowledge by severity; an incident still new after that escalates",
+    )
+    escalate_every_s: float = Field(default=5.0, gt=0, le=3600, description="How often escalation runs")
+    feed_queue_size: int = Field(
+        default=256, ge=1, le=100_000, description="Messages buffered per feed client before it is dropped"
+    )
+    sse_keepalive_s: float = Field(default=15.0, gt=0, le=300, description="SSE comment keep-alive interval")
+    publish_cameras: bool = Field(
+        default=True, description="Import cameras.yaml into the registry and publish it to Redis at start"
+    )
+    snapshot_max_bytes: int = Field(default=4_000_000, ge=1024, description="Larger snapshots are not stored")

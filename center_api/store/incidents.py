@@ -1,0 +1,190 @@
+"""Writing incidents: batch ingest with idempotency and folding, workflow transitions, escalation.
+
+Every write is one transaction; the consumer acknowledges stream entries only after `ingest` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from center_api.grid.locate import Placement
+from center_api.store.models import Incident, IncidentAlert, IncidentEvent
+from center_api.workflow import OPEN_STATUSES, STAMP_COLUMN, Status, check_transition, fold_key
+from contracts import Alert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedAlert:
+    """An alert with its place in the grid and the sha256 of its stored snapshot."""
+
+    alert: Alert
+    placement: Placement
+    snapshot: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One committed change to publish on the feeds."""
+
+    event_id: int
+    event: str  # created | updated | escalated | transition
+    incident: Incident
+
+
+class NotFound(LookupError):
+    """No such incident, or not one the caller may see."""
+
+
+def _objects(alert: Alert) -> list[dict[str, Any]]:
+    return [o.model_dump(mode="json") for o in alert.objects]
+
+
+def _new_incident(item: RoutedAlert, key: str, now: datetime) -> Incident:
+    a, p = item.alert, item.placement
+    return Incident(
+        alert_id=a.id, kind=a.kind.value, severity=a.severity, status=Status.new.value, camera_id=a.camera_id,
+        site_id=a.site_id, rule=a.rule, zone=a.zone, cell_id=p.cell_id, community_id=p.community_id,
+        street_id=p.street_id, district_id=p.district_id, station_id=p.station_id,
+        lat=a.location.lat if a.location else None, lon=a.location.lon if a.location else None,
+        first_seen=a.captured_at, last_seen=a.captured_at, count=1, objects=_objects(a), detail=a.detail,
+        snapshot=item.snapshot, created_at=now, open_key=key,
+    )
+
+
+def _fold(incident: Incident, item: RoutedAlert) -> None:
+    a = item.alert
+    incident.count = (incident.count or 0) + 1
+    if a.captured_at >= incident.last_seen:
+        incident.last_seen = a.captured_at
+        incident.objects = _objects(a)
+        incident.detail = a.detail or incident.detail
+        incident.snapshot = item.snapshot or incident.snapshot
+    incident.first_seen = min(incident.first_seen, a.captured_at)
+    incident.severity = min(incident.severity, a.severity)
+
+
+class IncidentWriter:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def ingest(self, items: Sequence[RoutedAlert], now: datetime) -> list[StoredEvent]:
+        """Store a batch: skip alert ids already stored, fold repeats into open incidents, commit once.
+
+        A unique-key race with another replica (two new incidents for one open key) rolls back and retries.
+        """
+        for attempt in range(3):
+            try:
+                return await self._ingest_once(items, now)
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise
+                log.warning("ingest of %d alerts raced another writer, retrying: %s", len(items), exc.orig)
+        return []
+
+    async def _ingest_once(self, items: Sequence[RoutedAlert], now: datetime) -> list[StoredEvent]:
+        unique: dict[str, RoutedAlert] = {}
+        for item in items:
+            unique.setdefault(item.alert.id, item)
+        if not unique:
+            return []
+        async with self._sessions() as session, session.begin():
+            seen = set(
+                (await session.scalars(select(IncidentAlert.alert_id).where(IncidentAlert.alert_id.in_(unique))))
+            )
+            fresh = [it for aid, it in unique.items() if aid not in seen]
+            if not fresh:
+                return []
+            keys = {it.alert.id: fold_key(it.alert.camera_id, it.alert.rule, it.alert.zone, it.alert.kind.value)
+                    for it in fresh}
+            open_rows = await session.scalars(
+                select(Incident).where(Incident.open_key.in_(set(keys.values()))).with_for_update()
+            )
+            by_key: dict[str, Incident] = {row.open_key: row for row in open_rows if row.open_key}
+            created: dict[str, Incident] = {}
+            folded: dict[str, Incident] = {}
+            links: list[tuple[RoutedAlert, str]] = []
+            for item in sorted(fresh, key=lambda it: it.alert.captured_at):
+                key = keys[item.alert.id]
+                incident = by_key.get(key)
+                if incident is None:
+                    incident = _new_incident(item, key, now)
+                    session.add(incident)
+                    by_key[key] = created[key] = incident
+                else:
+                    _fold(incident, item)
+                    if key not in created:
+                        folded[key] = incident
+                links.append((item, key))
+            await session.flush()
+            await session.execute(
+                insert(IncidentAlert),
+                [{"alert_id": it.alert.id, "incident_id": by_key[k].id, "captured_at": it.alert.captured_at}
+                 for it, k in links],
+            )
+            changes = [("created", inc) for inc in created.values()] + [("updated", inc) for inc in folded.values()]
+            event_ids = await self._add_events(session, [(name, inc, None, None, None, None) for name, inc in changes],
+                                               now)
+        return [StoredEvent(eid, name, inc) for eid, (name, inc) in zip(event_ids, changes, strict=True)]
+
+    @staticmethod
+    async def _add_events(
+        session: AsyncSession,
+        rows: Sequence[tuple[str, Incident, str | None, str | None, str | None, str | None]],
+        now: datetime,
+    ) -> list[int]:
+        if not rows:
+            return []
+        result = await session.scalars(
+            insert(IncidentEvent).returning(IncidentEvent.id, sort_by_parameter_order=True),
+            [{"incident_id": inc.id, "station_id": inc.station_id, "at": now, "event": name, "actor": actor,
+              "from_status": src, "to_status": dst, "note": note} for name, inc, actor, src, dst, note in rows],
+        )
+        return list(result)
+
+    async def transition(
+        self, incident_id: int, target: str, *, actor: str, note: str, station_scope: str | None, now: datetime,
+        scope_all: bool,
+    ) -> StoredEvent:
+        """Move an incident to `target` as `actor`. Raises `NotFound` (or out of scope), `TransitionError`."""
+        async with self._sessions() as session, session.begin():
+            incident = await session.get(Incident, incident_id, with_for_update=True)
+            if incident is None or not (scope_all or incident.station_id == station_scope):
+                raise NotFound(incident_id)
+            src = incident.status
+            dst = check_transition(src, target)
+            incident.status = dst.value
+            setattr(incident, STAMP_COLUMN[dst], now)
+            if dst not in OPEN_STATUSES:
+                incident.open_key = None
+            await session.flush()
+            (event_id,) = await self._add_events(session, [("transition", incident, actor, src, dst.value, note)], now)
+        return StoredEvent(event_id, "transition", incident)
+
+    async def escalate_due(self, now: datetime, limits: Mapping[int, float], *, max_rows: int = 500) -> list[StoredEvent]:
+        """Mark incidents still `new` past their severity's acknowledge limit as escalated (once each)."""
+        conds = [and_(Incident.severity == sev, Incident.created_at <= now - timedelta(seconds=limit))
+                 for sev, limit in limits.items()]
+        if not conds:
+            return []
+        async with self._sessions() as session, session.begin():
+            rows = list(await session.scalars(
+                select(Incident)
+                .where(Incident.status == Status.new.value, Incident.escalated_at.is_(None), or_(*conds))
+                .order_by(Incident.id).limit(max_rows).with_for_update(skip_locked=True)
+            ))
+            if not rows:
+                return []
+            for row in rows:
+                row.escalated_at = now
+            ids = await self._add_events(session, [("escalated", r, None, None, None, None) for r in rows], now)
+        return [StoredEvent(eid, "escalated", row) for eid, row in zip(ids, rows, strict=True)]

@@ -1,0 +1,127 @@
+"""SQLAlchemy models of the incident store. The Alembic migrations in `center_api/migrations` mirror them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite has no 64-bit autoincrement BIGINT; INTEGER PRIMARY KEY is its rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(64), unique=True, comment="The first alert of the incident")
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    camera_id: Mapped[str] = mapped_column(String(128))
+    site_id: Mapped[str | None] = mapped_column(String(128))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    zone: Mapped[str | None] = mapped_column(String(64))
+    cell_id: Mapped[str] = mapped_column(String(64))
+    community_id: Mapped[str | None] = mapped_column(String(64))
+    street_id: Mapped[str | None] = mapped_column(String(64))
+    district_id: Mapped[str | None] = mapped_column(String(64))
+    station_id: Mapped[str] = mapped_column(String(64))
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    objects: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    detail: Mapped[str | None] = mapped_column(Text)
+    snapshot: Mapped[str | None] = mapped_column(String(64), comment="sha256 of the latest snapshot")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # camera|rule|zone while the incident is open, NULL once closed: the unique index lets at most one open
+    # incident exist per key, across replicas, so repeats fold instead of opening duplicates.
+    open_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+
+    __table_args__ = (
+        Index("ix_incidents_station_id", "station_id", "id"),
+        Index("ix_incidents_cell_id", "cell_id", "id"),
+        Index("ix_incidents_community_id", "community_id", "id"),
+        Index("ix_incidents_street_id", "street_id", "id"),
+        Index("ix_incidents_district_id", "district_id", "id"),
+        Index("ix_incidents_camera_id", "camera_id", "id"),
+        Index("ix_incidents_status", "status", "station_id"),
+        Index("ix_incidents_first_seen", "first_seen"),
+        Index("ix_incidents_new_created", "status", "escalated_at", "created_at"),
+    )
+
+
+class IncidentAlert(Base):
+    """Every alert folded into an incident: the idempotency record (a replayed alert id is skipped)."""
+
+    __tablename__ = "incident_alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(BigId, index=True)
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IncidentEvent(Base):
+    """Append-only history: created, updated (a fold), escalated, and workflow transitions by a named user.
+
+    The id orders the live feed: SSE `Last-Event-ID` resumes from it.
+    """
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(BigId, index=True)
+    station_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_incident_events_station_id", "station_id", "id"),)
+
+
+class CameraRow(Base):
+    """The camera registry (source of truth). `data` is the Camera JSON, url included; APIs redact it."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cell_id: Mapped[str] = mapped_column(String(64), index=True)
+    cell_fixed: Mapped[bool] = mapped_column(Boolean, default=False)
+    station_id: Mapped[str] = mapped_column(String(64), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

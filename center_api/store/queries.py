@@ -1,0 +1,127 @@
+"""Reading incidents: filtered lists with cursor pagination (newest first, by id), one incident with its
+history, the event log for SSE resume, and the public shape of an incident."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic
+from center_api.store.models import Incident, IncidentEvent
+from center_api.workflow import sla_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    cell: str | None = None
+    community: str | None = None
+    street: str | None = None
+    district: str | None = None
+    station: str | None = None
+    camera: str | None = None
+    kind: str | None = None
+    severity: int | None = None
+    status: str | None = None
+    since: datetime | None = None  # incidents still active at or after `since` (last_seen >= since)
+    until: datetime | None = None  # incidents that began before `until` (first_seen < until)
+
+
+class CursorError(ValueError):
+    """A cursor this server did not write."""
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"i{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("i"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise CursorError(f"bad cursor {cursor!r}") from None
+
+
+def incident_public(row: Incident) -> IncidentPublic:
+    return IncidentPublic(
+        id=row.id, alert_id=row.alert_id, kind=row.kind, severity=row.severity, status=row.status,
+        camera_id=row.camera_id, site_id=row.site_id, cell_id=row.cell_id, community_id=row.community_id,
+        street_id=row.street_id, district_id=row.district_id, station_id=row.station_id,
+        first_seen=row.first_seen, last_seen=row.last_seen, count=row.count, objects=list(row.objects or []),
+        rule=row.rule, zone=row.zone, detail=row.detail,
+        snapshot_url=f"/api/v1/incidents/{row.id}/snapshot" if row.snapshot else None,
+        location={"lat": row.lat, "lon": row.lon} if row.lat is not None and row.lon is not None else None,
+        created_at=row.created_at, acknowledged_at=row.acknowledged_at, dispatched_at=row.dispatched_at,
+        resolved_at=row.resolved_at, escalated_at=row.escalated_at, escalated=row.escalated_at is not None,
+    )
+
+
+def apply_filter(stmt: Select, f: IncidentFilter, station_scope: str | None) -> Select:  # type: ignore[type-arg]
+    pairs = ((Incident.cell_id, f.cell), (Incident.community_id, f.community), (Incident.street_id, f.street),
+             (Incident.district_id, f.district), (Incident.station_id, f.station), (Incident.camera_id, f.camera),
+             (Incident.kind, f.kind), (Incident.severity, f.severity), (Incident.status, f.status),
+             (Incident.station_id, station_scope))
+    for column, value in pairs:
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if f.since is not None:
+        stmt = stmt.where(Incident.last_seen >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(Incident.first_seen < f.until)
+    return stmt
+
+
+class IncidentReader:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def list(
+        self, f: IncidentFilter, *, station_scope: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[Incident], str | None]:
+        """Newest first by id (stable under concurrent inserts and folds); `station_scope` None = all."""
+        stmt = apply_filter(select(Incident), f, station_scope)
+        if cursor:
+            stmt = stmt.where(Incident.id < decode_cursor(cursor))
+        stmt = stmt.order_by(Incident.id.desc()).limit(limit + 1)
+        async with self._sessions() as session:
+            rows = list(await session.scalars(stmt))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (encode_cursor(rows[-1].id) if more and rows else None)
+
+    async def get(self, incident_id: int) -> Incident | None:
+        async with self._sessions() as session:
+            return await session.get(Incident, incident_id)
+
+    async def detail(self, incident: Incident) -> IncidentDetail:
+        async with self._sessions() as session:
+            events = await session.scalars(
+                select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(IncidentEvent.id)
+            )
+            history = [EventPublic(id=e.id, at=e.at, event=e.event, actor=e.actor, from_status=e.from_status,
+                                   to_status=e.to_status, note=e.note) for e in events]
+        base = incident_public(incident).model_dump()
+        return IncidentDetail(
+            **base, history=history,
+            time_to_acknowledge_s=sla_seconds(incident.created_at, incident.acknowledged_at),
+            time_to_resolve_s=sla_seconds(incident.created_at, incident.resolved_at),
+        )
+
+    async def events_after(
+        self, last_event_id: int, *, station_scope: str | None, limit: int = 500
+    ) -> Sequence[tuple[IncidentEvent, Incident]]:
+        """Feed events after `last_event_id` (SSE resume), with the incident as it is now."""
+        stmt = (select(IncidentEvent, Incident).join(Incident, Incident.id == IncidentEvent.incident_id)
+                .where(IncidentEvent.id > last_event_id))
+        if station_scope is not None:
+            stmt = stmt.where(IncidentEvent.station_id == station_scope)
+        stmt = stmt.order_by(IncidentEvent.id).limit(limit)
+        async with self._sessions() as session:
+            return [(e, i) for e, i in (await session.execute(stmt)).all()]

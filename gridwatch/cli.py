@@ -1,0 +1,269 @@
+"""The `gridwatch` command: the composition root that wires ingest to detection and starts processes.
+
+gridwatch up [--demo]            the whole stack on one machine (embedded Valkey, SQLite)
+gridwatch center                 the center API (alert consumer, incidents, feeds)
+gridwatch ingest                 ingest workers with detection (one process per core)
+gridwatch token issue            a JWT for an operator, station admin, city command or integrator
+gridwatch cameras health|probe   stream health of every camera; probe one stream
+gridwatch grid generate|validate a reference-scale synthetic city; check a grid
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridwatch.settings import GridwatchSettings, default_worker_id
+
+app = typer.Typer(help="GridWatch: city-scale video-surveillance monitoring backend.", no_args_is_help=True)
+token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
+cameras_app = typer.Typer(help="Cameras: health and stream probes.", no_args_is_help=True)
+grid_app = typer.Typer(help="The city grid.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(cameras_app, name="cameras")
+app.add_typer(grid_app, name="grid")
+
+log = logging.getLogger("gridwatch")
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def up(
+    demo: Annotated[
+        bool, typer.Option(help="Serve a demo camera (a generated clip of real people) over RTSP")
+    ] = False,
+) -> None:
+    """Run the whole stack here: Valkey (embedded unless GRIDWATCH_REDIS_URL), center API, one worker."""
+    _setup_logging()
+    from gridwatch.demo.stack import DemoError, run_stack
+
+    try:
+        code = run_stack(GridwatchSettings(), demo=demo)
+    except (DemoError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
+    from center_api.settings import CenterSettings
+
+    return CenterSettings(
+        redis_url=settings.resolved_redis_url(),
+        database_url=settings.resolved_database_url(),
+        config_dir=settings.config_dir,
+        data_dir=settings.data_dir,
+        jwt_secret=settings.resolved_jwt_secret(),
+        consumer_name=default_worker_id(),
+    )
+
+
+@app.command()
+def center(
+    host: Annotated[str | None, typer.Option(help="Bind address (default GRIDWATCH_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default GRIDWATCH_API_PORT)")] = None,
+) -> None:
+    """Run the center API: alert consumer, grid routing, incidents, feeds."""
+    _setup_logging()
+    import uvicorn
+
+    from center_api.app import create_app
+    from center_api.grid import GridConfigError
+
+    settings = GridwatchSettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        application = create_app(_center_settings(settings))
+    except GridConfigError as exc:
+        raise _fail(str(exc)) from None
+    uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port, log_level="info")
+
+
+@app.command()
+def ingest(
+    cameras: Annotated[
+        Path | None, typer.Option(help="Camera YAML file (standalone); default: the registry in Redis")
+    ] = None,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Worker processes (one per core is the sweet spot)")
+    ] = 1,
+    worker_id: Annotated[str | None, typer.Option(help="Worker id (default: host-pid)")] = None,
+    sharded: Annotated[bool, typer.Option(help="Share cameras with other workers through Redis")] = False,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port")] = None,
+) -> None:
+    """Run ingest workers: read the cameras' streams, detect, apply rules, push alerts to Redis."""
+    _setup_logging()
+    settings = GridwatchSettings()
+    if processes > 1:
+        raise typer.Exit(_run_worker_processes(cameras, processes, worker_id, metrics_port))
+    _run_worker(settings, cameras, worker_id or default_worker_id(), sharded, metrics_port)
+
+
+def _run_worker_processes(
+    cameras: Path | None, processes: int, worker_id: str | None, metrics_port: int | None
+) -> int:
+    from gridwatch.supervisor import Supervisor
+
+    supervisor = Supervisor()
+    supervisor.install_signal_handlers()
+    base = worker_id or default_worker_id()
+    try:
+        for index in range(processes):
+            args = [
+                sys.executable,
+                "-m",
+                "gridwatch",
+                "ingest",
+                "--sharded",
+                "--worker-id",
+                f"{base}-{index}",
+            ]
+            if cameras is not None:
+                args += ["--cameras", str(cameras)]
+            if metrics_port is not None:
+                args += ["--metrics-port", str(metrics_port + index)]
+            supervisor.spawn(f"ingest-{index}", args)
+        return supervisor.wait()
+    finally:
+        supervisor.stop()
+
+
+def _run_worker(
+    settings: GridwatchSettings, cameras: Path | None, worker_id: str, sharded: bool, metrics_port: int | None
+) -> None:
+    import redis
+
+    from contracts import CameraConfigError
+    from detection.config import DetectionConfig
+    from detection.pipeline import DetectionPipeline
+    from detection.publisher import RedisAlertPublisher
+    from ingest.cameras import RedisCameraSource, YamlCameraSource
+    from ingest.config import IngestConfig
+    from ingest.run import serve
+    from ingest.worker import IngestWorker
+
+    try:
+        model = settings.resolved_model()
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    redis_url = settings.resolved_redis_url()
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        source = YamlCameraSource(cameras) if cameras is not None else RedisCameraSource(client)
+        source.load()
+    except (CameraConfigError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    publisher = RedisAlertPublisher(redis_url, settings.data_dir / "journal" / worker_id)
+    detection_config = DetectionConfig(
+        model=model, imgsz=settings.imgsz, device=settings.device, worker_id=worker_id
+    )
+    pipeline = DetectionPipeline(detection_config, publisher)
+    config = IngestConfig(worker_id=worker_id, sharded=sharded, metrics_port=metrics_port)
+    worker = IngestWorker(config, source, pipeline, publisher, client)
+    pipeline.start()
+    try:
+        serve(worker)
+    finally:
+        pipeline.stop()
+        publisher.close()
+        client.close()
+
+
+@token_app.command("issue")
+def token_issue(
+    role: Annotated[
+        str, typer.Option(help="operator | station_admin | city_command | integrator")
+    ] = "operator",
+    station: Annotated[str | None, typer.Option(help="Station id the token is scoped to")] = None,
+    subject: Annotated[str, typer.Option(help="User name recorded in the audit trail")] = "operator",
+    ttl: Annotated[int, typer.Option(min=60, help="Lifetime in seconds")] = 86400,
+) -> None:
+    """Print a signed JWT (secret from GRIDWATCH_JWT_SECRET, or the one kept in the data directory)."""
+    from center_api.auth import issue_token
+
+    settings = GridwatchSettings()
+    if role in ("operator", "station_admin") and not station:
+        raise _fail(f"a {role} token needs --station")
+    typer.echo(
+        issue_token(settings.resolved_jwt_secret(), subject=subject, role=role, station_id=station, ttl_s=ttl)
+    )
+
+
+@cameras_app.command("health")
+def cameras_health() -> None:
+    """Print every camera's stream health as the workers last reported it."""
+    import redis
+
+    from ingest.health import format_health_table, read_health
+
+    client = redis.Redis.from_url(GridwatchSettings().resolved_redis_url(), socket_timeout=5)
+    try:
+        typer.echo(format_health_table(read_health(client)))
+    except redis.RedisError as exc:
+        raise _fail(f"cannot read health from Redis: {exc}") from None
+    finally:
+        client.close()
+
+
+@cameras_app.command("probe")
+def cameras_probe(
+    url: Annotated[str, typer.Argument(help="Stream URL (rtsp://, http://, file)")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the stream")] = 10.0,
+) -> None:
+    """Open a stream and report codec, resolution, fps, keyframe interval and bitrate."""
+    from contracts import redact_url
+    from ingest.probe import probe
+
+    try:
+        info = probe(url, timeout_s=timeout)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear line
+        raise _fail(f"{redact_url(url)}: {exc}") from None
+    typer.echo(info.model_dump_json(indent=2) if hasattr(info, "model_dump_json") else str(info))
+
+
+@grid_app.command("generate")
+def grid_generate(
+    out: Annotated[Path, typer.Option(help="Output directory")] = Path("configs/xining"),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same city)")] = 630100,
+) -> None:
+    """Generate a reference-scale city (143 communities, 1,037 cells, 40 stations, 8,502 cameras)."""
+    _setup_logging()
+    from center_api.generate import generate_city
+
+    summary = generate_city(out, seed=seed)
+    typer.echo(f"wrote {out}: {summary}")
+
+
+@grid_app.command("validate")
+def grid_validate(
+    config_dir: Annotated[Path, typer.Argument(help="Directory with grid.geojson and stations.yaml")] = Path(
+        "configs/demo"
+    ),
+) -> None:
+    """Validate a grid and print a report that names every bad feature."""
+    from center_api.grid import GridConfigError, load_city
+
+    try:
+        city = load_city(config_dir)
+    except GridConfigError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"{config_dir}: OK ({city})")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,76 @@
+"""GridWatch settings, read from the environment (`GRIDWATCH_*`) in the entry point only.
+
+Subsystems take their own plain config models (`IngestConfig`, `DetectionConfig`, `CenterSettings`);
+this module builds them. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Looked for, in order, when GRIDWATCH_MODEL is not set (paths relative to the working directory).
+DEFAULT_MODELS = (Path("models/yolov8n.onnx"), Path("../shared/models/yolov8n_fp32.onnx"))
+
+
+class GridwatchSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDWATCH_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis/Valkey URL; unset: `up` starts an embedded Valkey, others use localhost",
+    )
+    data_dir: Path = Field(default=Path(".gridwatch"), description="SQLite, snapshots, journals, demo clips")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    config_dir: Path = Field(
+        default=Path("configs/demo"), description="grid.geojson, stations.yaml, cameras.yaml"
+    )
+    model: Path | None = Field(
+        default=None, description="Detector weights: .pt, .onnx, OpenVINO dir, .engine"
+    )
+    imgsz: int = Field(default=640, ge=32, le=4096, description="Detector input size")
+    device: str = Field(default="cpu", description="cpu or cuda:N")
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret; default: kept in data_dir")
+    api_host: str = Field(default="127.0.0.1")
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    demo_rtsp_port: int = Field(default=8554, ge=0, le=65535)
+
+    def resolved_redis_url(self) -> str:
+        return self.redis_url or "redis://127.0.0.1:6379/0"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'center.db').resolve()}"
+
+    def resolved_model(self) -> Path:
+        candidates = (self.model,) if self.model else DEFAULT_MODELS
+        for path in candidates:
+            if path is not None and path.exists():
+                return path
+        tried = ", ".join(str(p) for p in candidates if p is not None)
+        raise FileNotFoundError(
+            f"no detector model found (tried {tried}); set GRIDWATCH_MODEL to a .pt, .onnx, "
+            "OpenVINO or TensorRT file that Ultralytics can load"
+        )
+
+    def resolved_jwt_secret(self) -> str:
+        """The configured secret, else one generated once and kept in `data_dir/jwt_secret` (mode 600)."""
+        if self.jwt_secret:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"

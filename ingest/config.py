@@ -1,0 +1,59 @@
+"""Configuration of one ingest worker: a plain pydantic model the caller builds (the CLI, from the environment)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class IngestConfig(BaseModel):
+    """Settings of one `IngestWorker` process. Durations are seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    worker_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:@-]+$",
+        description="Unique per worker process, e.g. '<host>-<pid>' or '<pod>-<n>' for `--processes N`",
+    )
+    open_timeout_s: float = Field(default=10, gt=0, le=300, description="Timeout to open a stream")
+    read_timeout_s: float = Field(default=10, gt=0, le=300, description="Socket timeout of one read")
+    stall_timeout_s: float = Field(
+        default=10, gt=0, le=300, description="Watchdog: no packet for this long while connected -> reconnect"
+    )
+    offline_after_s: float = Field(
+        default=10, ge=0, le=3600, description="Down longer than this -> offline and one camera_offline alert"
+    )
+    backoff_initial_s: float = Field(default=1, gt=0, le=60, description="First reconnect delay (cap of jitter)")
+    backoff_max_s: float = Field(default=30, gt=0, le=3600, description="Largest reconnect delay")
+    max_concurrent_reconnects: int = Field(
+        default=16, ge=1, le=10_000, description="Streams of this worker that may be opening at once"
+    )
+    health_ttl_s: float = Field(default=30, gt=0, le=3600, description="TTL of the health record in Redis")
+    health_interval_s: float = Field(default=2, gt=0, le=600, description="How often health is written")
+    heartbeat_s: float = Field(default=2, gt=0, le=600, description="Worker heartbeat interval (sharded mode)")
+    sharded: bool = Field(default=False, description="Share cameras with other workers through Redis")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any free port)"
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics server binds")
+    decode_threads: int = Field(
+        default=0, ge=0, le=16, description="Decoder threads per full-decode stream; 0 sizes them by load"
+    )
+    drain_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=600,
+        description="Sharded stop: keep reading this long after leaving so others take over (default heartbeat_s)",
+    )
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> IngestConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        return self
+
+    @property
+    def worker_ttl_s(self) -> float:
+        """A worker whose last heartbeat is older than this is dead (one and a half heartbeats)."""
+        return self.heartbeat_s * 1.5

@@ -1,0 +1,300 @@
+"""The one module that touches PyAV: open a stream, demux it, decode only what sampling needs.
+
+A `StreamReader` runs on its own thread (`run()`): connect, read, hand sampled frames to its listener,
+and on any failure report the reason and reconnect with capped exponential backoff and full jitter. Opening
+takes a slot of a worker-wide semaphore, so an outage that heals does not become a reconnect storm.
+
+Reasons and log lines never carry the URL's credentials: errors are described from their type and message,
+never from PyAV's `filename`, and anything left is passed through `redact_url`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import av
+import av.error
+
+from contracts import Camera, Frame, redact_url
+from ingest.config import IngestConfig
+from ingest.sampling import Sampler, SamplingMode, StreamStats, backoff_delay
+
+log = logging.getLogger(__name__)
+
+MAX_DECODE_ERRORS = 50  # consecutive undecodable packets before the stream counts as broken
+
+
+class StreamFailure(Exception):
+    """A stream ended or broke; `str()` is the reason shown in health (no credentials)."""
+
+
+class ReaderListener(Protocol):
+    def on_connected(self, reader: StreamReader) -> None: ...
+
+    def on_sample(self, reader: StreamReader, frame: Frame) -> None: ...
+
+    def on_failure(self, reader: StreamReader, reason: str) -> None: ...
+
+    def on_reconnect(self, reader: StreamReader, delay: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How to open a camera URL: the URL given to FFmpeg, its options, and whether to pace to real time."""
+
+    url: str
+    options: dict[str, str]
+    paced: bool
+
+
+def source_spec(url: str, open_timeout_s: float, read_timeout_s: float) -> SourceSpec:
+    """RTSP over TCP by default; `rtsp+udp://` / `rtsp+http://` pick the transport; files play in real time."""
+    timeout_us = str(int(max(open_timeout_s, read_timeout_s) * 1_000_000))
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("rtsp", "rtsps", "rtsp+tcp", "rtsp+udp", "rtsp+http"):
+        transport = scheme.partition("+")[2] or "tcp"
+        real = "rtsp" + url[len(scheme) :] if "+" in scheme else url
+        options = {
+            "rtsp_transport": transport,
+            "timeout": timeout_us,  # socket I/O timeout, microseconds
+            "probesize": "65536",  # fast probe: SDP already tells codec and size
+            "analyzeduration": "200000",
+            "fflags": "nobuffer",
+            "max_delay": "500000",
+        }
+        return SourceSpec(real, options, paced=False)
+    if scheme in ("http", "https", "udp", "tcp", "srt", "rtmp"):
+        return SourceSpec(url, {"timeout": timeout_us, "analyzeduration": "500000"}, paced=False)
+    path = url[len("file://") :] if scheme == "file" else url
+    return SourceSpec(path, {}, paced=True)
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """A short reason for health and logs, without the URL or its credentials."""
+    if isinstance(exc, StreamFailure):
+        text = str(exc)
+    elif isinstance(exc, av.error.FFmpegError):
+        # str(FFmpegError) appends the filename (the URL); build the text from the parts instead
+        text = f"{type(exc).__name__}: {exc.strerror or 'error'}"
+        if isinstance(exc, av.error.ExitError):
+            text = "timed out (no data)"
+    elif isinstance(exc, OSError):
+        text = f"{type(exc).__name__}: {exc.strerror or exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = text.replace(url, redact_url(url))
+    parts = urlsplit(url)
+    if parts.password:
+        text = text.replace(parts.password, "***")
+    return text[:300]
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+class StreamReader:
+    """Reads one camera until `stop()`; reconnects on failure. Thread target: `run`."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        config: IngestConfig,
+        listener: ReaderListener,
+        open_gate: threading.Semaphore,
+        decode_threads: Callable[[], int] = lambda: 1,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.camera = camera
+        self.config = config
+        self.listener = listener
+        self.open_gate = open_gate
+        self.decode_threads = decode_threads
+        self.rng = rng or random.Random()
+        self.stats = StreamStats()
+        self.sampler = Sampler(camera.sample_fps)
+        self.connected = False
+        self.last_packet_at: float | None = None  # monotonic
+        self.width: int | None = None
+        self.height: int | None = None
+        self.codec: str | None = None
+        self.decode_cpu_s = 0.0
+        self.samples = 0
+        self.decode_errors = 0
+        self._stop = threading.Event()
+        self._failures = 0
+
+    @property
+    def camera_id(self) -> str:
+        return self.camera.id
+
+    @property
+    def mode(self) -> SamplingMode:
+        return self.sampler.mode
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        url = self.camera.url.get_secret_value()
+        while not self._stop.is_set():
+            try:
+                self._read_once(url)
+                if self._stop.is_set():
+                    break
+                reason = "end of stream"
+            except (av.error.FFmpegError, OSError, StreamFailure, ValueError, RuntimeError) as exc:
+                if self._stop.is_set():
+                    break
+                reason = describe_error(exc, url)
+            finally:
+                self.connected = False
+            self.listener.on_failure(self, reason)
+            delay = backoff_delay(
+                self._failures, self.config.backoff_initial_s, self.config.backoff_max_s, self.rng
+            )
+            self._failures += 1
+            self.listener.on_reconnect(self, delay)
+            if self._stop.wait(delay):
+                break
+
+    def _read_once(self, url: str) -> None:
+        spec = source_spec(url, self.config.open_timeout_s, self.config.read_timeout_s)
+        read_timeout = min(self.config.read_timeout_s, self.config.stall_timeout_s)
+        with self.open_gate:  # worker-wide cap on streams opening at once
+            if self._stop.is_set():
+                return
+            container = av.open(
+                spec.url, "r", options=spec.options, timeout=(self.config.open_timeout_s, read_timeout)
+            )
+        try:
+            self._demux(container, spec.paced)
+        finally:
+            container.close()
+
+    def _demux(self, container: Any, paced: bool) -> None:
+        if not container.streams.video:
+            raise StreamFailure("no video stream")
+        stream = container.streams.video[0]
+        stream_ctx = stream.codec_context
+        self.codec = stream_ctx.name
+        self.width, self.height = stream_ctx.width or None, stream_ctx.height or None
+        time_base = stream.time_base
+        self.stats.clear()
+        self.sampler.reset()
+        decoder: Any = None
+        decoder_mode: SamplingMode | None = None
+        self.connected = True
+        self.last_packet_at = time.monotonic()
+        self.decode_errors = 0
+        announced = False
+        pace_origin: tuple[float, float] | None = None
+        for packet in container.demux(stream):
+            if self._stop.is_set():
+                return
+            if packet.size == 0:  # a flush packet: the demuxer reached the end
+                continue
+            now = time.monotonic()
+            self.last_packet_at = now
+            t = _seconds(packet.pts if packet.pts is not None else packet.dts, time_base)
+            key = bool(packet.is_keyframe)
+            self.stats.packet(t if t is not None else now, packet.size, key)
+            if paced and t is not None:
+                pace_origin = self._pace(pace_origin, t)
+            if key:
+                self.sampler.set_keyframe_interval(self.stats.keyframe_interval)
+            if not self.sampler.should_decode(t, key):
+                continue
+            if decoder is None or decoder_mode is not self.sampler.mode:
+                decoder, decoder_mode = self._new_decoder(stream_ctx, self.sampler.mode), self.sampler.mode
+            frames = self._decode(decoder, packet)
+            for frame in frames:
+                ft = _seconds(frame.pts, time_base) if frame.pts is not None else t
+                if not self.sampler.should_emit(ft, key):
+                    continue
+                if not announced:
+                    announced = True
+                    self._failures = 0
+                    self.listener.on_connected(self)
+                self._emit(frame, ft, key)
+        if not announced and self.stats.fps is None:
+            raise StreamFailure("stream ended before any packet")
+
+    def _pace(self, origin: tuple[float, float] | None, t: float) -> tuple[float, float]:
+        """Play a file at its own speed, so a clip behaves like a camera."""
+        now = time.monotonic()
+        if origin is None or t < origin[1]:
+            return (now, t)
+        wait = origin[0] + (t - origin[1]) - now
+        if wait > 0:
+            self._stop.wait(min(wait, 5.0))
+        return origin
+
+    def _new_decoder(self, template: Any, mode: SamplingMode) -> Any:
+        ctx = av.CodecContext.create(template.name, "r")
+        if template.extradata:
+            ctx.extradata = template.extradata
+        if mode is SamplingMode.keyframes:
+            # Only due keyframes reach this decoder; skip anything else defensively and never wait for
+            # reordering (one frame in, one frame out).
+            ctx.skip_frame = "NONKEY"
+            ctx.thread_count = 1
+            ctx.flags |= av.codec.context.Flags.low_delay
+        else:
+            threads = self.config.decode_threads or self.decode_threads()
+            ctx.thread_type = "SLICE" if threads > 1 else "NONE"
+            ctx.thread_count = threads
+        log.debug("camera %s: decoding %s with %s", self.camera.id, mode.value, template.name)
+        return ctx
+
+    def _decode(self, decoder: Any, packet: Any) -> list[Any]:
+        started = time.thread_time()
+        try:
+            frames = decoder.decode(packet)
+        except av.error.InvalidDataError:
+            self.decode_errors += 1
+            if self.decode_errors >= MAX_DECODE_ERRORS:
+                raise StreamFailure(f"undecodable stream ({self.decode_errors} bad packets in a row)") from None
+            return []
+        finally:
+            self.decode_cpu_s += time.thread_time() - started
+        if frames:
+            self.decode_errors = 0
+        return frames
+
+    def _emit(self, frame: Any, t: float | None, key: bool) -> None:
+        started = time.thread_time()
+        image = frame.to_ndarray(format="bgr24")
+        self.decode_cpu_s += time.thread_time() - started
+        self.width, self.height = int(image.shape[1]), int(image.shape[0])
+        self.samples += 1
+        self.stats.sample(time.monotonic())
+        sample = Frame(
+            camera_id=self.camera.id,
+            image=image,
+            captured_at=datetime.now(UTC),
+            seq=self.samples,
+            pts=t,
+            keyframe=key or bool(getattr(frame, "key_frame", False)),
+        )
+        self.listener.on_sample(self, sample)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
