@@ -54,7 +54,7 @@ class Principal:
 
 
 def issue_token(secret: str, *, subject: str, role: str, station_id: str | None, ttl_s: int = 86400) -> str:
-    """Sign a token. Operators and station admins need a station; city command and integrators may have none."""
+    """Sign a token. Operators and station admins need a station; city command and integrators need none."""
     parsed = Role(role)
     if parsed in (Role.operator, Role.station_admin) and not station_id:
         raise ValueError(f"a {parsed} token needs a station")
@@ -69,7 +69,9 @@ def issue_token(secret: str, *, subject: str, role: str, station_id: str | None,
 
 def decode_token(secret: str, token: str) -> Principal:
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "role", "exp"]})
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "role", "exp"]}
+        )
     except jwt.PyJWTError as exc:
         raise TokenError(str(exc)) from None
     try:
@@ -88,17 +90,21 @@ def decode_token(secret: str, token: str) -> Principal:
 _bearer = HTTPBearer(auto_error=False, description="JWT (HS256) from `gridwatch token issue`")
 
 
-def principal_from_connection(conn: HTTPConnection, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+def principal_from_connection(
+    conn: HTTPConnection, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
     token = credentials.credentials if credentials is not None else conn.query_params.get("token")
     if not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
     secret = conn.app.state.center.settings.jwt_secret.get_secret_value()
     try:
         return decode_token(secret, token)
     except TokenError as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}",
-                            headers={"WWW-Authenticate": "Bearer"}) from None
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
 
 
 async def _current_principal(

@@ -1,4 +1,4 @@
-"""Settings of the monitoring center: a plain pydantic model the caller builds (the CLI reads the environment)."""
+"""Settings of the monitoring center: a plain pydantic model the caller builds (the CLI reads the env)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,14 @@ class CenterSettings(BaseModel):
     jwt_secret: SecretStr = Field(description="HS256 secret of the bearer tokens")
     consumer_name: str = Field(min_length=1, max_length=200, description="Consumer name (host and pid)")
     locate_tolerance_m: float = Field(
-        default=50, ge=0, le=10_000, description="A point outside every cell takes the nearest cell this close"
+        default=50,
+        ge=0,
+        le=10_000,
+        description="A point outside every cell takes the nearest cell this close",
     )
-    batch_size: int = Field(default=200, ge=1, le=5000, description="Stream entries read and committed at once")
+    batch_size: int = Field(
+        default=200, ge=1, le=5000, description="Stream entries read and committed at once"
+    )
     block_ms: int = Field(default=1000, ge=1, le=60_000, description="XREADGROUP block time")
     claim_idle_ms: int = Field(
         default=60_000, ge=100, description="Pending entries idle this long are claimed from dead consumers"

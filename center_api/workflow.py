@@ -1,7 +1,7 @@
 """The incident workflow as pure rules: statuses, allowed transitions, SLA clocks and escalation.
 
     new -> acknowledged -> dispatched -> resolved | false_alarm
-                        \\-> resolved | false_alarm   (an acknowledged incident may be closed without dispatch)
+                        \\-> resolved | false_alarm   (closed without dispatch)
 
 Everything else is refused (the API answers 409). No I/O and no clock reads here: `now` is passed in.
 """
@@ -68,7 +68,11 @@ def ack_deadline(created_at: datetime, severity: int, limits: Mapping[int, float
 
 
 def is_escalation_due(
-    status: str, severity: int, created_at: datetime, escalated_at: datetime | None, now: datetime,
+    status: str,
+    severity: int,
+    created_at: datetime,
+    escalated_at: datetime | None,
+    now: datetime,
     limits: Mapping[int, float],
 ) -> bool:
     """An incident still `new` past its severity's time-to-acknowledge escalates, once."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 from contracts.alerts import Alert, AlertKind, DetectedObject, GeoPoint, new_alert_id
 from contracts.bus import (
     ALERTS_STREAM,
-    CAMERAS_CHANNEL,
     CAMERAS_KEY,
     CENTER_GROUP,
     DEAD_STREAM,
     HEALTH_PREFIX,
+    cameras_channel,
+    channel_db,
     decode_alert_entry,
     encode_alert_entry,
     feed_channel,
@@ -25,7 +26,6 @@ from contracts.rules import IntrusionRuleConfig, RuleConfig
 
 __all__ = [
     "ALERTS_STREAM",
-    "CAMERAS_CHANNEL",
     "CAMERAS_KEY",
     "CENTER_GROUP",
     "DEAD_STREAM",
@@ -44,6 +44,8 @@ __all__ = [
     "RuleConfig",
     "SiteType",
     "StreamHealth",
+    "cameras_channel",
+    "channel_db",
     "decode_alert_entry",
     "encode_alert_entry",
     "feed_channel",

@@ -12,7 +12,6 @@ DEAD_STREAM = "gw:alerts:dead"
 CENTER_GROUP = "center"
 HEALTH_PREFIX = "gw:health:"
 CAMERAS_KEY = "gw:cameras"  # hash: camera id -> Camera JSON (url included: workers need it)
-CAMERAS_CHANNEL = "gw:cameras:changed"  # pub/sub: a camera id that was added, changed or removed
 WORKERS_PREFIX = "gw:workers:"
 FEED_PREFIX = "gw:feed:"
 ALERTS_MAXLEN = 1_000_000
@@ -22,9 +21,25 @@ def health_key(camera_id: str) -> str:
     return f"{HEALTH_PREFIX}{camera_id}"
 
 
-def feed_channel(station_id: str) -> str:
-    """Pub/sub channel of one station's live feed ('*' is the city-wide channel)."""
-    return f"{FEED_PREFIX}{station_id}"
+# Pub/sub is server-wide in Redis (not per logical DB), so every channel carries the DB it belongs to:
+# two deployments (or test runs) on one server in different DBs never hear each other.
+
+
+def channel_db(client: object) -> int:
+    """The logical DB of a redis-py client (sync or asyncio), read from its connection pool."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or {}
+    return int(kwargs.get("db") or 0)
+
+
+def feed_channel(station_id: str, db: int = 0) -> str:
+    """Pub/sub channel of one station's live feed; `feed_channel("*", db)` is the pattern for all of them."""
+    return f"{FEED_PREFIX}{db}:{station_id}"
+
+
+def cameras_channel(db: int = 0) -> str:
+    """Pub/sub channel on which the registry announces a camera id that was added, changed or removed."""
+    return f"gw:cameras:changed:{db}"
 
 
 def encode_alert_entry(alert: Alert, snapshot: bytes | None = None) -> dict[str, bytes]:

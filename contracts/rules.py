@@ -110,7 +110,10 @@ class LoiteringRuleConfig(_ZoneRule):
     severity: int = Field(default=3, ge=1, le=4, description="1 highest .. 4 lowest")
     dwell_s: float = Field(default=60.0, gt=0, le=86_400, description="Seconds one track stays in the zone")
     max_gap_s: float = Field(
-        default=5.0, ge=0, le=600, description="A track unseen this long has left (detector misses are shorter)"
+        default=5.0,
+        ge=0,
+        le=600,
+        description="A track unseen this long has left (detector misses are shorter)",
     )
 
 
@@ -158,15 +161,22 @@ class TamperRuleConfig(BaseModel):
     id: str = Field(min_length=1, max_length=64, description="Rule id, unique per camera")
     severity: int = Field(default=2, ge=1, le=4, description="1 highest .. 4 lowest")
     learn_s: float = Field(default=10.0, ge=0, le=3600, description="Seconds of normal view to learn from")
-    min_samples: int = Field(default=3, ge=1, le=100, description="Consecutive bad samples to raise an episode")
+    min_samples: int = Field(
+        default=3, ge=1, le=100, description="Consecutive bad samples to raise an episode"
+    )
     clear_samples: int = Field(default=3, ge=1, le=100, description="Consecutive good samples to clear it")
     dark_level: float = Field(default=20.0, ge=0, le=255, description="Mean grey below this is a blackout")
-    flat_std: float = Field(default=12.0, ge=0, le=128, description="Grey std-dev below this is a covered lens")
+    flat_std: float = Field(
+        default=12.0, ge=0, le=128, description="Grey std-dev below this is a covered lens"
+    )
     blur_ratio: float = Field(
         default=0.35, gt=0, lt=1, description="Sharpness below this fraction of the reference is defocus"
     )
     scene_change: float = Field(
-        default=0.45, gt=0, lt=1, description="Edge-map correlation with the reference below this is a moved camera"
+        default=0.35,
+        gt=0,
+        lt=1,
+        description="Edge-map correlation with the reference below this is a moved camera",
     )
 
 

@@ -75,6 +75,10 @@ class LatestFrameBuffer:
             self._closed = True
             self._cond.notify_all()
 
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False
+
     def _drop_stale(self) -> None:
         now = self._clock()
         for cid in [cid for cid, (at, _) in self._frames.items() if now - at > self.max_age_s]:

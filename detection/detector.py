@@ -45,7 +45,9 @@ class UltralyticsDetector:
         self._model = YOLO(str(model), task="detect")
         self.imgsz, self.device, self.conf = imgsz, device, conf
         raw = self._model.names
-        self.names: tuple[str, ...] = tuple(raw[i] for i in sorted(raw)) if isinstance(raw, dict) else tuple(raw)
+        self.names: tuple[str, ...] = (
+            tuple(raw[i] for i in sorted(raw)) if isinstance(raw, dict) else tuple(raw)
+        )
         self._class_ids: list[int] | None = None
         if classes is not None:
             unknown = set(classes) - set(self.names)

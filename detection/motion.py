@@ -35,7 +35,9 @@ def frame_stats(grey: np.ndarray[Any, Any]) -> FrameStats:
     return FrameStats(float(mean[0, 0]), float(std[0, 0]), sharpness, edges)
 
 
-def polygon_mask(shape: tuple[int, int], polygons: Sequence[Sequence[tuple[float, float]]]) -> np.ndarray[Any, Any]:
+def polygon_mask(
+    shape: tuple[int, int], polygons: Sequence[Sequence[tuple[float, float]]]
+) -> np.ndarray[Any, Any]:
     """A mask (uint8, 255 = watched) that ignores the given normalized polygons."""
     h, w = shape
     mask = np.full((h, w), 255, np.uint8)

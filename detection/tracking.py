@@ -14,7 +14,9 @@ from detection.types import Detections
 class _BoxesView:
     """The Results-like view BYTETracker reads: `conf`, `cls`, `xywh`, boolean indexing, `len`."""
 
-    def __init__(self, xywh: np.ndarray[Any, Any], conf: np.ndarray[Any, Any], cls: np.ndarray[Any, Any]) -> None:
+    def __init__(
+        self, xywh: np.ndarray[Any, Any], conf: np.ndarray[Any, Any], cls: np.ndarray[Any, Any]
+    ) -> None:
         self.xywh, self.conf, self.cls = xywh, conf, cls
 
     def __len__(self) -> int:
@@ -46,11 +48,18 @@ class CameraTracker:
         """Whether a confirmed track is being followed (the motion gate keeps checking it)."""
         return bool(self._tracker.tracked_stracks)
 
-    def update(self, detections: Detections) -> Detections:
-        """Assign track ids; returns the detections the tracker confirmed, boxes from the detections."""
+    def update(self, detections: Detections, size: tuple[int, int] | None = None) -> Detections:
+        """Assign track ids; returns the detections the tracker confirmed, boxes from the detections.
+
+        `size` is the frame's (width, height): the tracker's motion model works in pixels.
+        """
+        if size is not None:
+            self._scale = np.array([size[0], size[1], size[0], size[1]], np.float32)
         px = detections.xyxy * self._scale
         xywh = np.concatenate([(px[:, :2] + px[:, 2:]) / 2, px[:, 2:] - px[:, :2]], axis=1)
-        view = _BoxesView(xywh, detections.confidence.astype(np.float32), detections.class_id.astype(np.float32))
+        view = _BoxesView(
+            xywh, detections.confidence.astype(np.float32), detections.class_id.astype(np.float32)
+        )
         rows = self._tracker.update(view)
         if len(rows) == 0:
             return Detections.empty(detections.names)

@@ -14,7 +14,7 @@ IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 @dataclass(frozen=True)
 class Detections:
-    """Objects in one frame. `xyxy` is normalized to 0..1 (x1, y1, x2, y2); `tracker_id` is -1 when untracked."""
+    """Objects in one frame. `xyxy` is normalized 0..1 (x1, y1, x2, y2); `tracker_id` is -1 when untracked."""
 
     xyxy: FloatArray
     confidence: FloatArray

@@ -11,6 +11,7 @@ gridwatch grid generate|validate a reference-scale synthetic city; check a grid
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -73,6 +74,21 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
     )
 
 
+def _check_cameras_file(path: Path) -> None:
+    """Refuse a bad camera file up front, with the file and camera named (not a traceback at start-up)."""
+    import yaml
+
+    from contracts import CameraConfigError, parse_cameras
+
+    if not path.exists():
+        return
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CameraConfigError(f"{path}: not valid YAML: {exc}") from None
+    parse_cameras(data, str(path))
+
+
 @app.command()
 def center(
     host: Annotated[str | None, typer.Option(help="Bind address (default GRIDWATCH_API_HOST)")] = None,
@@ -84,12 +100,14 @@ def center(
 
     from center_api.app import create_app
     from center_api.grid import GridConfigError
+    from contracts import CameraConfigError
 
     settings = GridwatchSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
+        _check_cameras_file(settings.config_dir / "cameras.yaml")
         application = create_app(_center_settings(settings))
-    except GridConfigError as exc:
+    except (GridConfigError, CameraConfigError) as exc:
         raise _fail(str(exc)) from None
     uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port, log_level="info")
 
@@ -121,7 +139,7 @@ def _run_worker_processes(
 
     supervisor = Supervisor()
     supervisor.install_signal_handlers()
-    base = worker_id or default_worker_id()
+    base = worker_id or socket.gethostname()  # stable per index: a restart takes back its cameras
     try:
         for index in range(processes):
             args = [
@@ -227,13 +245,13 @@ def cameras_probe(
 ) -> None:
     """Open a stream and report codec, resolution, fps, keyframe interval and bitrate."""
     from contracts import redact_url
-    from ingest.probe import probe
+    from ingest.probe import ProbeError, probe
 
     try:
         info = probe(url, timeout_s=timeout)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one clear line
+    except ProbeError as exc:
         raise _fail(f"{redact_url(url)}: {exc}") from None
-    typer.echo(info.model_dump_json(indent=2) if hasattr(info, "model_dump_json") else str(info))
+    typer.echo(info.describe())
 
 
 @grid_app.command("generate")
@@ -243,7 +261,7 @@ def grid_generate(
 ) -> None:
     """Generate a reference-scale city (143 communities, 1,037 cells, 40 stations, 8,502 cameras)."""
     _setup_logging()
-    from center_api.generate import generate_city
+    from center_api.grid.generate import generate_city
 
     summary = generate_city(out, seed=seed)
     typer.echo(f"wrote {out}: {summary}")
@@ -256,13 +274,12 @@ def grid_validate(
     ),
 ) -> None:
     """Validate a grid and print a report that names every bad feature."""
-    from center_api.grid import GridConfigError, load_city
+    from center_api.grid import validate_city
 
-    try:
-        city = load_city(config_dir)
-    except GridConfigError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(f"{config_dir}: OK ({city})")
+    report = validate_city(config_dir)
+    typer.echo(report.as_text())
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

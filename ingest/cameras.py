@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import redis
 import yaml
 
-from contracts import CAMERAS_CHANNEL, CAMERAS_KEY, Camera, CameraConfigError, parse_cameras
+from contracts import CAMERAS_KEY, Camera, CameraConfigError, cameras_channel, channel_db, parse_cameras
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class YamlCameraSource:
 
 
 class RedisCameraSource:
-    """The registry's hash `CAMERAS_KEY` (id -> Camera JSON); `CAMERAS_CHANNEL` messages signal changes.
+    """The registry's hash `CAMERAS_KEY` (id -> Camera JSON); `cameras_channel(db)` messages signal changes.
 
     A full reload also happens every `resync_s`, so a missed message (pub/sub is fire-and-forget) heals.
     A definition that does not validate is logged and skipped; the other cameras keep working.
@@ -107,14 +107,14 @@ class RedisCameraSource:
     def _subscribe(self) -> None:
         if self._pubsub is None:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(CAMERAS_CHANNEL)
+            pubsub.subscribe(cameras_channel(channel_db(self.redis)))
             self._pubsub = pubsub
 
     def load(self) -> dict[str, Camera]:
         try:
             self._subscribe()  # subscribe first: a change between read and subscribe is not lost
         except redis.RedisError as exc:
-            log.warning("cannot subscribe to %s: %s", CAMERAS_CHANNEL, exc)
+            log.warning("cannot subscribe to camera changes: %s", exc)
             self._pubsub = None
         raw = self.redis.hgetall(CAMERAS_KEY)
         self._last_load = time.monotonic()
@@ -165,7 +165,7 @@ class RedisCameraSource:
 
 
 def publish_cameras(redis_client: redis.Redis, cameras: list[Camera], replace: bool = False) -> None:
-    """Write cameras into the registry hash and announce them (what the center's registry does; tests, tools)."""
+    """Write cameras into the registry hash and announce them (as the center's registry does)."""
     pipe = redis_client.pipeline()
     if replace:
         pipe.delete(CAMERAS_KEY)
@@ -173,4 +173,4 @@ def publish_cameras(redis_client: redis.Redis, cameras: list[Camera], replace: b
         pipe.hset(CAMERAS_KEY, camera.id, camera.model_dump_json())
     pipe.execute()
     for camera in cameras or [None]:
-        redis_client.publish(CAMERAS_CHANNEL, camera.id if camera else "*")
+        redis_client.publish(cameras_channel(channel_db(redis_client)), camera.id if camera else "*")

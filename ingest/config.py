@@ -1,4 +1,4 @@
-"""Configuration of one ingest worker: a plain pydantic model the caller builds (the CLI, from the environment)."""
+"""Configuration of one ingest worker: a plain pydantic model that the caller (the CLI) builds."""
 
 from __future__ import annotations
 
@@ -24,14 +24,18 @@ class IngestConfig(BaseModel):
     offline_after_s: float = Field(
         default=10, ge=0, le=3600, description="Down longer than this -> offline and one camera_offline alert"
     )
-    backoff_initial_s: float = Field(default=1, gt=0, le=60, description="First reconnect delay (cap of jitter)")
+    backoff_initial_s: float = Field(
+        default=1, gt=0, le=60, description="First reconnect delay (cap of jitter)"
+    )
     backoff_max_s: float = Field(default=30, gt=0, le=3600, description="Largest reconnect delay")
     max_concurrent_reconnects: int = Field(
         default=16, ge=1, le=10_000, description="Streams of this worker that may be opening at once"
     )
     health_ttl_s: float = Field(default=30, gt=0, le=3600, description="TTL of the health record in Redis")
     health_interval_s: float = Field(default=2, gt=0, le=600, description="How often health is written")
-    heartbeat_s: float = Field(default=2, gt=0, le=600, description="Worker heartbeat interval (sharded mode)")
+    heartbeat_s: float = Field(
+        default=2, gt=0, le=600, description="Worker heartbeat interval (sharded mode)"
+    )
     sharded: bool = Field(default=False, description="Share cameras with other workers through Redis")
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any free port)"
@@ -44,7 +48,7 @@ class IngestConfig(BaseModel):
         default=None,
         ge=0,
         le=600,
-        description="Sharded stop: keep reading this long after leaving so others take over (default heartbeat_s)",
+        description="Sharded stop: read this long after leaving, so others take over (None: heartbeat_s)",
     )
 
     @model_validator(mode="after")

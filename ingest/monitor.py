@@ -13,8 +13,9 @@ alert) once it has failed for `offline_after_s`. Times are monotonic seconds pas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from contracts import AlertKind, CameraState
+from contracts import Alert, AlertKind, Camera, CameraState
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class CameraMonitor:
         self.reason = reason
         return self.tick(now)
 
+    def adopt_offline(self, reason: str | None) -> None:
+        """Take over a camera another worker already reported offline: no second offline alert, and a
+        `camera_online` alert when it comes back."""
+        self.state = CameraState.offline
+        self.reason = reason
+        self._alerted_offline = True
+
     def reconnecting(self) -> None:
         self.reconnects += 1
 
@@ -80,3 +88,27 @@ class CameraMonitor:
         self.state = state
         self.reason = reason
         return Transition(state, reason, alert)
+
+
+def build_alert(
+    camera: Camera, kind: AlertKind, reason: str | None, worker_id: str, last_frame_at: datetime | None
+) -> Alert:
+    """The `camera_offline` / `camera_online` alert: severity 3, the camera's site and location, a reason
+    (never the URL). An offline alert is dated by the last frame seen, when there was one."""
+    now = datetime.now(UTC)
+    if kind is AlertKind.camera_offline:
+        detail = f"camera offline: {reason or 'no frames'}"
+        captured = last_frame_at or now
+    else:
+        detail = "camera online: frames are arriving again"
+        captured = now
+    return Alert(
+        kind=kind,
+        severity=3,
+        camera_id=camera.id,
+        site_id=camera.site_id,
+        captured_at=captured,
+        location=camera.location,
+        worker_id=worker_id,
+        detail=detail[:2000],
+    )

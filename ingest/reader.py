@@ -10,9 +10,11 @@ never from PyAV's `filename`, and anything left is passed through `redact_url`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -58,7 +60,7 @@ class SourceSpec:
 
 
 def source_spec(url: str, open_timeout_s: float, read_timeout_s: float) -> SourceSpec:
-    """RTSP over TCP by default; `rtsp+udp://` / `rtsp+http://` pick the transport; files play in real time."""
+    """RTSP over TCP by default; `rtsp+udp://`, `rtsp+http://` pick the transport; files play in real time."""
     timeout_us = str(int(max(open_timeout_s, read_timeout_s) * 1_000_000))
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("rtsp", "rtsps", "rtsp+tcp", "rtsp+udp", "rtsp+http"):
@@ -92,11 +94,26 @@ def describe_error(exc: BaseException, url: str) -> str:
         text = f"{type(exc).__name__}: {exc.strerror or exc}"
     else:
         text = f"{type(exc).__name__}: {exc}"
-    text = text.replace(url, redact_url(url))
     parts = urlsplit(url)
+    if (
+        isinstance(exc, OSError)
+        and exc.errno == errno.EIO
+        and parts.hostname
+        and not _resolves(parts.hostname)
+    ):
+        text = f"cannot resolve host {parts.hostname!r}"  # FFmpeg reports a failed lookup as a bare EIO
+    text = text.replace(url, redact_url(url))
     if parts.password:
         text = text.replace(parts.password, "***")
     return text[:300]
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return True
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -159,6 +176,13 @@ class StreamReader:
                 if self._stop.is_set():
                     break
                 reason = "end of stream"
+            except av.error.ExitError:  # PyAV's timeout interrupted a blocking open or read
+                if self._stop.is_set():
+                    break
+                if self.connected:
+                    reason = f"stalled: no data for {self._read_timeout():.0f} s"
+                else:
+                    reason = f"open timed out after {self.config.open_timeout_s:.0f} s"
             except (av.error.FFmpegError, OSError, StreamFailure, ValueError, RuntimeError) as exc:
                 if self._stop.is_set():
                     break
@@ -174,9 +198,13 @@ class StreamReader:
             if self._stop.wait(delay):
                 break
 
+    def _read_timeout(self) -> float:
+        # The stall watchdog: a read that waits longer than the stall timeout is interrupted.
+        return min(self.config.read_timeout_s, self.config.stall_timeout_s)
+
     def _read_once(self, url: str) -> None:
         spec = source_spec(url, self.config.open_timeout_s, self.config.read_timeout_s)
-        read_timeout = min(self.config.read_timeout_s, self.config.stall_timeout_s)
+        read_timeout = self._read_timeout()
         with self.open_gate:  # worker-wide cap on streams opening at once
             if self._stop.is_set():
                 return
@@ -196,6 +224,7 @@ class StreamReader:
         self.codec = stream_ctx.name
         self.width, self.height = stream_ctx.width or None, stream_ctx.height or None
         time_base = stream.time_base
+        tb = float(time_base) if time_base else 0.0
         self.stats.clear()
         self.sampler.reset()
         decoder: Any = None
@@ -205,6 +234,9 @@ class StreamReader:
         self.decode_errors = 0
         announced = False
         pace_origin: tuple[float, float] | None = None
+        # raw elementary streams carry no timestamps: count packets at the stream's nominal rate instead
+        nominal_rate = float(stream.average_rate or stream.guessed_rate or 25)
+        count = 0
         for packet in container.demux(stream):
             if self._stop.is_set():
                 return
@@ -212,7 +244,11 @@ class StreamReader:
                 continue
             now = time.monotonic()
             self.last_packet_at = now
-            t = _seconds(packet.pts if packet.pts is not None else packet.dts, time_base)
+            ts = packet.pts if packet.pts is not None else packet.dts
+            t = ts * tb if ts is not None and tb else None  # float, not Fraction: this runs for every packet
+            if t is None:
+                t = count / nominal_rate
+            count += 1
             key = bool(packet.is_keyframe)
             self.stats.packet(t if t is not None else now, packet.size, key)
             if paced and t is not None:
@@ -225,7 +261,7 @@ class StreamReader:
                 decoder, decoder_mode = self._new_decoder(stream_ctx, self.sampler.mode), self.sampler.mode
             frames = self._decode(decoder, packet)
             for frame in frames:
-                ft = _seconds(frame.pts, time_base) if frame.pts is not None else t
+                ft = frame.pts * tb if frame.pts is not None and packet.pts is not None and tb else t
                 if not self.sampler.should_emit(ft, key):
                     continue
                 if not announced:
@@ -270,7 +306,9 @@ class StreamReader:
         except av.error.InvalidDataError:
             self.decode_errors += 1
             if self.decode_errors >= MAX_DECODE_ERRORS:
-                raise StreamFailure(f"undecodable stream ({self.decode_errors} bad packets in a row)") from None
+                raise StreamFailure(
+                    f"undecodable stream ({self.decode_errors} bad packets in a row)"
+                ) from None
             return []
         finally:
             self.decode_cpu_s += time.thread_time() - started

@@ -92,6 +92,8 @@ class Sampler:
     def _due(self, t: float | None, tolerance: float) -> bool:
         if t is None or self._next_due is None:
             return True
+        if t < self._next_due - 2 * self.period:
+            return True  # time jumped back (a camera reboot, a looped file): start the schedule again
         return t >= self._next_due - tolerance
 
     def _advance(self, t: float | None) -> None:
@@ -99,14 +101,16 @@ class Sampler:
             self._next_due = None
             return
         if self._next_due is None or t - self._next_due > self.period or t < self._next_due - 2 * self.period:
-            self._next_due = t + self.period  # first sample, a gap, or a timestamp jump back: restart the grid
+            self._next_due = (
+                t + self.period
+            )  # first sample, a gap, or a timestamp jump back: restart the grid
         else:
             self._next_due += self.period
 
 
 @dataclass
 class StreamStats:
-    """Running measurement of one stream from its packets: fps, keyframe interval, bitrate (sliding window)."""
+    """Sliding-window measurement of one stream from its packets: fps, keyframe interval, bitrate."""
 
     window_s: float = 10.0
     _packets: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size)

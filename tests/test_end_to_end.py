@@ -147,9 +147,8 @@ def test_person_walking_into_zone_becomes_one_routed_incident(tmp_path: Path, cl
 
             # The live feed: on station A's, not on station B's.
             wait_until(lambda: feed_a.messages, 20, "the feed message on st-nanguan", processes)
-            assert {m["incident"]["id"] for m in feed_a.messages if m.get("type") == "incident"} == {
-                incident["id"]
-            }
+            on_feed = {m["incident"]["id"] for m in feed_a.messages if m.get("type") == "incident"}
+            assert on_feed == {incident["id"]}, json.dumps(feed_a.messages, indent=1)[:4000]
             assert not [m for m in feed_b.messages if m.get("type") == "incident"]
         finally:
             for feed in feeds:

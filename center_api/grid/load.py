@@ -19,7 +19,16 @@ import yaml
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 
-from center_api.grid.model import PARENT_LEVEL, City, GridConfigError, GridProblem, Level, Lineage, Station, Unit
+from center_api.grid.model import (
+    PARENT_LEVEL,
+    City,
+    GridConfigError,
+    GridProblem,
+    Level,
+    Lineage,
+    Station,
+    Unit,
+)
 
 GRID_FILE = "grid.geojson"
 STATIONS_FILE = "stations.yaml"
@@ -88,7 +97,9 @@ def _read_stations(path: Path, problems: list[GridProblem]) -> tuple[dict[str, S
             problems.append(GridProblem(name, f"station {item['id']!r}", "duplicate station id"))
             continue
         code = item.get("code")
-        stations[item["id"]] = Station(item["id"], str(item.get("name") or item["id"]), None if code is None else str(code))
+        stations[item["id"]] = Station(
+            item["id"], str(item.get("name") or item["id"]), None if code is None else str(code)
+        )
     return stations, command
 
 
@@ -129,18 +140,29 @@ def _read_units(path: Path, problems: list[GridProblem]) -> dict[str, Unit]:
             problems.append(GridProblem(name, label, f"malformed geometry: {exc}"))
             continue
         if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty:
-            problems.append(GridProblem(name, label, f"geometry must be a non-empty polygon, not {geom.geom_type}"))
+            problems.append(
+                GridProblem(name, label, f"geometry must be a non-empty polygon, not {geom.geom_type}")
+            )
             continue
         if not geom.is_valid:
             problems.append(GridProblem(name, label, f"invalid polygon: {explain_validity(geom)}"))
             continue
         station = props.get("station")
-        units[fid] = Unit(fid, level, str(code), str(props.get("name") or fid), props.get("parent"), geom,
-                          station if isinstance(station, str) and station else None)
+        units[fid] = Unit(
+            fid,
+            level,
+            str(code),
+            str(props.get("name") or fid),
+            props.get("parent"),
+            geom,
+            station if isinstance(station, str) and station else None,
+        )
     return units
 
 
-def _check_tree(file: str, units: dict[str, Unit], stations: dict[str, Station], problems: list[GridProblem]) -> None:
+def _check_tree(
+    file: str, units: dict[str, Unit], stations: dict[str, Station], problems: list[GridProblem]
+) -> None:
     for unit in units.values():
         label = f"feature {unit.id!r}"
         want = PARENT_LEVEL[unit.level]
@@ -152,9 +174,13 @@ def _check_tree(file: str, units: dict[str, Unit], stations: dict[str, Station],
         else:
             parent = units[unit.parent]
             if parent.level is not want:
-                problems.append(GridProblem(file, label, f"parent {parent.id!r} is a {parent.level}, not a {want}"))
+                problems.append(
+                    GridProblem(file, label, f"parent {parent.id!r} is a {parent.level}, not a {want}")
+                )
             elif not unit.code.startswith(parent.code) or len(unit.code) <= len(parent.code):
-                problems.append(GridProblem(file, label, f"code {unit.code} does not nest in parent code {parent.code}"))
+                problems.append(
+                    GridProblem(file, label, f"code {unit.code} does not nest in parent code {parent.code}")
+                )
         if unit.level is Level.cell:
             if unit.station is None:
                 problems.append(GridProblem(file, label, "cell has no 'station'"))
@@ -181,10 +207,16 @@ def _check_geometry(file: str, units: dict[str, Unit], problems: list[GridProble
         union = shapely.union_all([k.geometry for k in kids])
         gap = parent.geometry.difference(union).area
         if gap > AREA_EPS:
-            problems.append(GridProblem(file, f"feature {parent_id!r}", f"gap: {gap:.3g} deg² not covered by its children"))
+            problems.append(
+                GridProblem(
+                    file, f"feature {parent_id!r}", f"gap: {gap:.3g} deg² not covered by its children"
+                )
+            )
         for kid in kids:
             if kid.geometry.difference(parent.geometry).area > AREA_EPS:
-                problems.append(GridProblem(file, f"feature {kid.id!r}", f"extends outside its parent {parent_id!r}"))
+                problems.append(
+                    GridProblem(file, f"feature {kid.id!r}", f"extends outside its parent {parent_id!r}")
+                )
 
 
 def _lineage(units: dict[str, Unit], command: Station) -> dict[str, Lineage]:
@@ -197,8 +229,13 @@ def _lineage(units: dict[str, Unit], command: Station) -> dict[str, Lineage]:
         while cursor is not None and cursor.level not in up:
             up[cursor.level] = cursor.id
             cursor = units.get(cursor.parent or "")
-        out[unit.id] = Lineage(unit.id, up.get(Level.community), up.get(Level.street), up.get(Level.district),
-                               unit.station or command.id)
+        out[unit.id] = Lineage(
+            unit.id,
+            up.get(Level.community),
+            up.get(Level.street),
+            up.get(Level.district),
+            unit.station or command.id,
+        )
     return out
 
 

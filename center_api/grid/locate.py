@@ -64,8 +64,9 @@ class CellLocator:
         line = self.city.lineage.get(cell_id or "")
         if line is None:
             return self._unassigned
-        return Placement(line.cell_id, line.community_id, line.street_id, line.district_id, line.station_id,
-                         distance_m)
+        return Placement(
+            line.cell_id, line.community_id, line.street_id, line.district_id, line.station_id, distance_m
+        )
 
     def locate(self, lat: float, lon: float) -> Placement:
         return self.locate_many([(lat, lon)])[0]
@@ -88,7 +89,9 @@ class CellLocator:
                 out.append(self.placement(self._ids[best[i]]))
                 continue
             if self.tolerance_m > 0:
-                idx, dist = self._tree.query_nearest(pts[i], max_distance=self.tolerance_m, return_distance=True)
+                idx, dist = self._tree.query_nearest(
+                    pts[i], max_distance=self.tolerance_m, return_distance=True
+                )
                 if len(idx):
                     k = min(range(len(idx)), key=lambda n: self._ids[idx[n]])
                     out.append(self.placement(self._ids[idx[k]], float(dist[k])))

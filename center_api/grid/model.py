@@ -1,6 +1,6 @@
 """The city: grid units (district > street > community > cell), stations, and the errors of a bad config.
 
-    GridConfigError (ValueError)   -- a config that does not validate; `.problems` lists each bad feature
+GridConfigError (ValueError)   -- a config that does not validate; `.problems` lists each bad feature
 """
 
 from __future__ import annotations

@@ -111,8 +111,8 @@ class LiveRelay:
         self._sessions[session.id] = session
         try:
             sender = pc.addTrack(track)
-            mime = f"video/{codec.value.upper()}"
-            codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.upper() == mime]
+            mime = f"video/{codec.value}"
+            codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == mime]
             transceiver = next(t for t in pc.getTransceivers() if t.sender is sender)
             transceiver.setCodecPreferences(codecs)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))

@@ -9,7 +9,7 @@ The URL never leaves the server.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 
@@ -24,13 +24,15 @@ def build_live_router(
     relay: LiveRelay,
     camera_url: CameraUrlDependency,
     status_guard: Callable[..., Any] | None = None,
+    lifespan: Callable[..., Any] | None = None,
 ) -> APIRouter:
     """The live-view router. `status_guard`, if given, is the dependency that protects `GET /api/v1/live`."""
-    router = APIRouter(prefix="/api/v1", tags=["live"])
-    UrlDep = Annotated[str, Depends(camera_url)]
+    router = APIRouter(prefix="/api/v1", tags=["live"], lifespan=lifespan)
+    # A default, not an `Annotated` alias: with postponed annotations FastAPI cannot see a local alias.
+    url_dep = Depends(camera_url)
 
     @router.post("/cameras/{camera_id}/live", response_model=LiveAnswer)
-    async def start_live(camera_id: str, offer: LiveOffer, url: UrlDep) -> LiveAnswer:
+    async def start_live(camera_id: str, offer: LiveOffer, url: str = url_dep) -> LiveAnswer:
         try:
             session, answer = await relay.open_session(camera_id, url, offer.sdp, offer.type)
         except CameraOffline as exc:
@@ -40,7 +42,7 @@ def build_live_router(
         return LiveAnswer(sdp=answer.sdp, session_id=session.id, codec=session.codec.value)
 
     @router.delete("/cameras/{camera_id}/live/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-    async def stop_live(camera_id: str, session_id: str, url: UrlDep) -> Response:
+    async def stop_live(camera_id: str, session_id: str, url: str = url_dep) -> Response:
         session = relay.session(session_id)
         if session is None or session.camera_id != camera_id:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such live session")

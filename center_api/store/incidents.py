@@ -52,12 +52,29 @@ def _objects(alert: Alert) -> list[dict[str, Any]]:
 def _new_incident(item: RoutedAlert, key: str, now: datetime) -> Incident:
     a, p = item.alert, item.placement
     return Incident(
-        alert_id=a.id, kind=a.kind.value, severity=a.severity, status=Status.new.value, camera_id=a.camera_id,
-        site_id=a.site_id, rule=a.rule, zone=a.zone, cell_id=p.cell_id, community_id=p.community_id,
-        street_id=p.street_id, district_id=p.district_id, station_id=p.station_id,
-        lat=a.location.lat if a.location else None, lon=a.location.lon if a.location else None,
-        first_seen=a.captured_at, last_seen=a.captured_at, count=1, objects=_objects(a), detail=a.detail,
-        snapshot=item.snapshot, created_at=now, open_key=key,
+        alert_id=a.id,
+        kind=a.kind.value,
+        severity=a.severity,
+        status=Status.new.value,
+        camera_id=a.camera_id,
+        site_id=a.site_id,
+        rule=a.rule,
+        zone=a.zone,
+        cell_id=p.cell_id,
+        community_id=p.community_id,
+        street_id=p.street_id,
+        district_id=p.district_id,
+        station_id=p.station_id,
+        lat=a.location.lat if a.location else None,
+        lon=a.location.lon if a.location else None,
+        first_seen=a.captured_at,
+        last_seen=a.captured_at,
+        count=1,
+        objects=_objects(a),
+        detail=a.detail,
+        snapshot=item.snapshot,
+        created_at=now,
+        open_key=key,
     )
 
 
@@ -99,13 +116,17 @@ class IncidentWriter:
             return []
         async with self._sessions() as session, session.begin():
             seen = set(
-                (await session.scalars(select(IncidentAlert.alert_id).where(IncidentAlert.alert_id.in_(unique))))
+                await session.scalars(
+                    select(IncidentAlert.alert_id).where(IncidentAlert.alert_id.in_(unique))
+                )
             )
             fresh = [it for aid, it in unique.items() if aid not in seen]
             if not fresh:
                 return []
-            keys = {it.alert.id: fold_key(it.alert.camera_id, it.alert.rule, it.alert.zone, it.alert.kind.value)
-                    for it in fresh}
+            keys = {
+                it.alert.id: fold_key(it.alert.camera_id, it.alert.rule, it.alert.zone, it.alert.kind.value)
+                for it in fresh
+            }
             open_rows = await session.scalars(
                 select(Incident).where(Incident.open_key.in_(set(keys.values()))).with_for_update()
             )
@@ -128,12 +149,21 @@ class IncidentWriter:
             await session.flush()
             await session.execute(
                 insert(IncidentAlert),
-                [{"alert_id": it.alert.id, "incident_id": by_key[k].id, "captured_at": it.alert.captured_at}
-                 for it, k in links],
+                [
+                    {
+                        "alert_id": it.alert.id,
+                        "incident_id": by_key[k].id,
+                        "captured_at": it.alert.captured_at,
+                    }
+                    for it, k in links
+                ],
             )
-            changes = [("created", inc) for inc in created.values()] + [("updated", inc) for inc in folded.values()]
-            event_ids = await self._add_events(session, [(name, inc, None, None, None, None) for name, inc in changes],
-                                               now)
+            changes = [("created", inc) for inc in created.values()] + [
+                ("updated", inc) for inc in folded.values()
+            ]
+            event_ids = await self._add_events(
+                session, [(name, inc, None, None, None, None) for name, inc in changes], now
+            )
         return [StoredEvent(eid, name, inc) for eid, (name, inc) in zip(event_ids, changes, strict=True)]
 
     @staticmethod
@@ -146,13 +176,31 @@ class IncidentWriter:
             return []
         result = await session.scalars(
             insert(IncidentEvent).returning(IncidentEvent.id, sort_by_parameter_order=True),
-            [{"incident_id": inc.id, "station_id": inc.station_id, "at": now, "event": name, "actor": actor,
-              "from_status": src, "to_status": dst, "note": note} for name, inc, actor, src, dst, note in rows],
+            [
+                {
+                    "incident_id": inc.id,
+                    "station_id": inc.station_id,
+                    "at": now,
+                    "event": name,
+                    "actor": actor,
+                    "from_status": src,
+                    "to_status": dst,
+                    "note": note,
+                }
+                for name, inc, actor, src, dst, note in rows
+            ],
         )
         return list(result)
 
     async def transition(
-        self, incident_id: int, target: str, *, actor: str, note: str, station_scope: str | None, now: datetime,
+        self,
+        incident_id: int,
+        target: str,
+        *,
+        actor: str,
+        note: str,
+        station_scope: str | None,
+        now: datetime,
         scope_all: bool,
     ) -> StoredEvent:
         """Move an incident to `target` as `actor`. Raises `NotFound` (or out of scope), `TransitionError`."""
@@ -167,24 +215,36 @@ class IncidentWriter:
             if dst not in OPEN_STATUSES:
                 incident.open_key = None
             await session.flush()
-            (event_id,) = await self._add_events(session, [("transition", incident, actor, src, dst.value, note)], now)
+            (event_id,) = await self._add_events(
+                session, [("transition", incident, actor, src, dst.value, note)], now
+            )
         return StoredEvent(event_id, "transition", incident)
 
-    async def escalate_due(self, now: datetime, limits: Mapping[int, float], *, max_rows: int = 500) -> list[StoredEvent]:
+    async def escalate_due(
+        self, now: datetime, limits: Mapping[int, float], *, max_rows: int = 500
+    ) -> list[StoredEvent]:
         """Mark incidents still `new` past their severity's acknowledge limit as escalated (once each)."""
-        conds = [and_(Incident.severity == sev, Incident.created_at <= now - timedelta(seconds=limit))
-                 for sev, limit in limits.items()]
+        conds = [
+            and_(Incident.severity == sev, Incident.created_at <= now - timedelta(seconds=limit))
+            for sev, limit in limits.items()
+        ]
         if not conds:
             return []
         async with self._sessions() as session, session.begin():
-            rows = list(await session.scalars(
-                select(Incident)
-                .where(Incident.status == Status.new.value, Incident.escalated_at.is_(None), or_(*conds))
-                .order_by(Incident.id).limit(max_rows).with_for_update(skip_locked=True)
-            ))
+            rows = list(
+                await session.scalars(
+                    select(Incident)
+                    .where(Incident.status == Status.new.value, Incident.escalated_at.is_(None), or_(*conds))
+                    .order_by(Incident.id)
+                    .limit(max_rows)
+                    .with_for_update(skip_locked=True)
+                )
+            )
             if not rows:
                 return []
             for row in rows:
                 row.escalated_at = now
-            ids = await self._add_events(session, [("escalated", r, None, None, None, None) for r in rows], now)
+            ids = await self._add_events(
+                session, [("escalated", r, None, None, None, None) for r in rows], now
+            )
         return [StoredEvent(eid, "escalated", row) for eid, row in zip(ids, rows, strict=True)]

@@ -46,8 +46,8 @@ class Incident(Base):
     status: Mapped[str] = mapped_column(String(16), default="new")
     camera_id: Mapped[str] = mapped_column(String(128))
     site_id: Mapped[str | None] = mapped_column(String(128))
-    rule: Mapped[str | None] = mapped_column(String(64))
-    zone: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(Text)
+    zone: Mapped[str | None] = mapped_column(Text)
     cell_id: Mapped[str] = mapped_column(String(64))
     community_id: Mapped[str | None] = mapped_column(String(64))
     street_id: Mapped[str | None] = mapped_column(String(64))
@@ -68,7 +68,7 @@ class Incident(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # camera|rule|zone while the incident is open, NULL once closed: the unique index lets at most one open
     # incident exist per key, across replicas, so repeats fold instead of opening duplicates.
-    open_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    open_key: Mapped[str | None] = mapped_column(Text, unique=True)
 
     __table_args__ = (
         Index("ix_incidents_station_id", "station_id", "id"),
@@ -79,6 +79,11 @@ class Incident(Base):
         Index("ix_incidents_camera_id", "camera_id", "id"),
         Index("ix_incidents_status", "status", "station_id"),
         Index("ix_incidents_first_seen", "first_seen"),
+        Index(
+            "ix_incidents_first_seen_stats",
+            "first_seen",
+            postgresql_include=["kind", "cell_id", "community_id", "street_id", "district_id", "station_id"],
+        ),
         Index("ix_incidents_new_created", "status", "escalated_at", "created_at"),
     )
 

@@ -51,23 +51,49 @@ def decode_cursor(cursor: str) -> int:
 
 def incident_public(row: Incident) -> IncidentPublic:
     return IncidentPublic(
-        id=row.id, alert_id=row.alert_id, kind=row.kind, severity=row.severity, status=row.status,
-        camera_id=row.camera_id, site_id=row.site_id, cell_id=row.cell_id, community_id=row.community_id,
-        street_id=row.street_id, district_id=row.district_id, station_id=row.station_id,
-        first_seen=row.first_seen, last_seen=row.last_seen, count=row.count, objects=list(row.objects or []),
-        rule=row.rule, zone=row.zone, detail=row.detail,
+        id=row.id,
+        alert_id=row.alert_id,
+        kind=row.kind,
+        severity=row.severity,
+        status=row.status,
+        camera_id=row.camera_id,
+        site_id=row.site_id,
+        cell_id=row.cell_id,
+        community_id=row.community_id,
+        street_id=row.street_id,
+        district_id=row.district_id,
+        station_id=row.station_id,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        count=row.count,
+        objects=list(row.objects or []),
+        rule=row.rule,
+        zone=row.zone,
+        detail=row.detail,
         snapshot_url=f"/api/v1/incidents/{row.id}/snapshot" if row.snapshot else None,
         location={"lat": row.lat, "lon": row.lon} if row.lat is not None and row.lon is not None else None,
-        created_at=row.created_at, acknowledged_at=row.acknowledged_at, dispatched_at=row.dispatched_at,
-        resolved_at=row.resolved_at, escalated_at=row.escalated_at, escalated=row.escalated_at is not None,
+        created_at=row.created_at,
+        acknowledged_at=row.acknowledged_at,
+        dispatched_at=row.dispatched_at,
+        resolved_at=row.resolved_at,
+        escalated_at=row.escalated_at,
+        escalated=row.escalated_at is not None,
     )
 
 
 def apply_filter(stmt: Select, f: IncidentFilter, station_scope: str | None) -> Select:  # type: ignore[type-arg]
-    pairs = ((Incident.cell_id, f.cell), (Incident.community_id, f.community), (Incident.street_id, f.street),
-             (Incident.district_id, f.district), (Incident.station_id, f.station), (Incident.camera_id, f.camera),
-             (Incident.kind, f.kind), (Incident.severity, f.severity), (Incident.status, f.status),
-             (Incident.station_id, station_scope))
+    pairs = (
+        (Incident.cell_id, f.cell),
+        (Incident.community_id, f.community),
+        (Incident.street_id, f.street),
+        (Incident.district_id, f.district),
+        (Incident.station_id, f.station),
+        (Incident.camera_id, f.camera),
+        (Incident.kind, f.kind),
+        (Incident.severity, f.severity),
+        (Incident.status, f.status),
+        (Incident.station_id, station_scope),
+    )
     for column, value in pairs:
         if value is not None:
             stmt = stmt.where(column == value)
@@ -103,13 +129,26 @@ class IncidentReader:
     async def detail(self, incident: Incident) -> IncidentDetail:
         async with self._sessions() as session:
             events = await session.scalars(
-                select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(IncidentEvent.id)
+                select(IncidentEvent)
+                .where(IncidentEvent.incident_id == incident.id)
+                .order_by(IncidentEvent.id)
             )
-            history = [EventPublic(id=e.id, at=e.at, event=e.event, actor=e.actor, from_status=e.from_status,
-                                   to_status=e.to_status, note=e.note) for e in events]
+            history = [
+                EventPublic(
+                    id=e.id,
+                    at=e.at,
+                    event=e.event,
+                    actor=e.actor,
+                    from_status=e.from_status,
+                    to_status=e.to_status,
+                    note=e.note,
+                )
+                for e in events
+            ]
         base = incident_public(incident).model_dump()
         return IncidentDetail(
-            **base, history=history,
+            **base,
+            history=history,
             time_to_acknowledge_s=sla_seconds(incident.created_at, incident.acknowledged_at),
             time_to_resolve_s=sla_seconds(incident.created_at, incident.resolved_at),
         )
@@ -118,8 +157,11 @@ class IncidentReader:
         self, last_event_id: int, *, station_scope: str | None, limit: int = 500
     ) -> Sequence[tuple[IncidentEvent, Incident]]:
         """Feed events after `last_event_id` (SSE resume), with the incident as it is now."""
-        stmt = (select(IncidentEvent, Incident).join(Incident, Incident.id == IncidentEvent.incident_id)
-                .where(IncidentEvent.id > last_event_id))
+        stmt = (
+            select(IncidentEvent, Incident)
+            .join(Incident, Incident.id == IncidentEvent.incident_id)
+            .where(IncidentEvent.id > last_event_id)
+        )
         if station_scope is not None:
             stmt = stmt.where(IncidentEvent.station_id == station_scope)
         stmt = stmt.order_by(IncidentEvent.id).limit(limit)

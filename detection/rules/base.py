@@ -74,7 +74,9 @@ def in_windows(t: float, windows: Sequence[TimeWindow], utc_offset_minutes: int)
     return False
 
 
-def points_in_polygon(points: np.ndarray[Any, Any], polygon: Sequence[tuple[float, float]]) -> np.ndarray[Any, Any]:
+def points_in_polygon(
+    points: np.ndarray[Any, Any], polygon: Sequence[tuple[float, float]]
+) -> np.ndarray[Any, Any]:
     """Ray casting, vectorized over points (N, 2); points on the boundary may fall either way."""
     poly = np.asarray(polygon, np.float64)
     x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
@@ -92,7 +94,9 @@ def points_in_polygon(points: np.ndarray[Any, Any], polygon: Sequence[tuple[floa
 class ObjectFilter:
     """Per-rule object filter: classes, minimum confidence, box area bounds (fractions of the image)."""
 
-    def __init__(self, classes: Sequence[str], min_confidence: float, min_area: float, max_area: float) -> None:
+    def __init__(
+        self, classes: Sequence[str], min_confidence: float, min_area: float, max_area: float
+    ) -> None:
         if min_area > max_area:
             raise ValueError("min_area must not exceed max_area")
         self.classes = frozenset(classes)
@@ -103,7 +107,12 @@ class ObjectFilter:
             return np.zeros(0, bool)
         names = np.array([det.class_name(i) in self.classes for i in range(len(det))], bool)
         area = det.area
-        return names & (det.confidence >= self.min_confidence) & (area >= self.min_area) & (area <= self.max_area)
+        return (
+            names
+            & (det.confidence >= self.min_confidence)
+            & (area >= self.min_area)
+            & (area <= self.max_area)
+        )
 
 
 def track_keys(det: Detections) -> list[int | None]:

@@ -17,7 +17,9 @@ def side(a: tuple[float, float], b: tuple[float, float], p: tuple[float, float])
     return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
 
 
-def crosses_segment(a: tuple[float, float], b: tuple[float, float], p: tuple[float, float], q: tuple[float, float]) -> bool:
+def crosses_segment(
+    a: tuple[float, float], b: tuple[float, float], p: tuple[float, float], q: tuple[float, float]
+) -> bool:
     """Whether the move p -> q passes between the line's ends (not just across its infinite extension)."""
     return (side(a, b, p) > 0) != (side(a, b, q) > 0) and (side(p, q, a) > 0) != (side(p, q, b) > 0)
 

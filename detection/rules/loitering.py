@@ -56,6 +56,7 @@ class LoiteringRule:
                 t=obs.t,
                 zone=cfg.zone,
                 objects=objects,
-                detail=f"{len(objects)} track(s) in zone {cfg.zone} for {dwell:.0f} s (limit {cfg.dwell_s:.0f} s)",
+                detail=f"{len(objects)} track(s) in zone {cfg.zone} for {dwell:.0f} s "
+                f"(limit {cfg.dwell_s:.0f} s)",
             )
         ]

@@ -108,7 +108,12 @@ class TamperRule:
             log.warning("tamper rule %s: %s", self.id, _DETAIL[cause])
             return [
                 RuleEvent(
-                    kind="tamper", rule_id=cfg.id, severity=cfg.severity, t=obs.t, zone=cause, detail=_DETAIL[cause]
+                    kind="tamper",
+                    rule_id=cfg.id,
+                    severity=cfg.severity,
+                    t=obs.t,
+                    zone=cause,
+                    detail=_DETAIL[cause],
                 )
             ]
         if cause is None:

@@ -86,7 +86,9 @@ class Viewer:
         if codec:
             caps = RTCRtpReceiver.getCapabilities("video")
             assert caps is not None
-            transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType.lower() == f"video/{codec}"])
+            transceiver.setCodecPreferences(
+                [c for c in caps.codecs if c.mimeType.lower() == f"video/{codec}"]
+            )
         self.frames: list[av.VideoFrame] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -115,11 +117,11 @@ class Viewer:
             self._task.cancel()
 
 
-async def until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def until(condition, limit_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {limit_s} s waiting for {what}")
         await asyncio.sleep(0.1)
 
 

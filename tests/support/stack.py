@@ -106,6 +106,8 @@ def api_get(url: str, token: str, timeout: float = 5.0) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:  # not listening (yet)
+        return 0, str(exc).encode()
 
 
 def api_json(url: str, token: str) -> Any:

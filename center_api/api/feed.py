@@ -1,0 +1,149 @@
+"""Live feeds of one station (city-wide for the city command center): WebSocket and Server-Sent Events.
+
+WebSocket `/api/v1/feed` and SSE `/api/v1/feed/sse` carry the same JSON messages
+`{"type": "incident", "event": "created"|"updated"|"escalated"|"transition", "event_id": n,
+"incident": {...}}`.
+SSE sends `id: <event_id>`; a client reconnecting with `Last-Event-ID` first gets what it missed, read from
+the store. A client too slow to keep up is disconnected (WebSocket close code 1013; the SSE stream ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import StreamingResponse
+
+from center_api.auth import IncidentReader, Principal, Role, principal_for_websocket
+from center_api.feeds import DROPPED, FeedClient, feed_json
+from center_api.state import CenterState, StateDep
+from center_api.store.queries import incident_public
+
+router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
+
+WS_POLICY_VIOLATION = 1008
+WS_TRY_AGAIN_LATER = 1013
+
+
+def feed_scope(principal: Principal, station: str | None) -> str | None:
+    """The station a feed carries: the operator's own; city command picks one with `station` or gets all."""
+    if principal.role is Role.city_command:
+        return station
+    if station is not None and station != principal.station_id:
+        raise PermissionError(f"token is scoped to station {principal.station_id}")
+    return principal.station_id
+
+
+@router.websocket("")
+async def feed_ws(websocket: WebSocket, station: str | None = None) -> None:
+    """Token in `Authorization: Bearer` or `?token=`; optional `?station=` for the city command center."""
+    state: CenterState = websocket.app.state.center
+    principal = principal_for_websocket(websocket)
+    if principal is None or principal.role is Role.integrator:
+        await websocket.close(code=WS_POLICY_VIOLATION, reason="a valid incident-reading token is required")
+        return
+    try:
+        scope = feed_scope(principal, station)
+    except PermissionError as exc:
+        await websocket.close(code=WS_POLICY_VIOLATION, reason=str(exc))
+        return
+    assert state.hub is not None
+    await websocket.accept()
+    client = state.hub.connect(scope, "websocket")
+    receiver = asyncio.create_task(_drain(websocket))
+    try:
+        while True:
+            getter = asyncio.ensure_future(client.get())
+            done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                getter.cancel()
+                return
+            item = getter.result()
+            if item is DROPPED:
+                await websocket.close(code=WS_TRY_AGAIN_LATER, reason="too slow; re-sync from the REST API")
+                return
+            await websocket.send_text(item[1])  # type: ignore[index]
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await receiver
+        state.hub.disconnect(client)
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and ignore) client messages until it goes away; returning ends the feed."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+@router.get(
+    "/sse",
+    summary="Server-Sent Events feed (resumes from Last-Event-ID)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def feed_sse(
+    state: StateDep,
+    principal: IncidentReader,
+    station: str | None = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Resume after this event id (Last-Event-ID)")
+    ] = None,
+) -> StreamingResponse:
+    try:
+        scope = feed_scope(principal, station)
+    except PermissionError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    resume = after
+    if last_event_id is not None:
+        try:
+            resume = int(last_event_id)
+        except ValueError:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "Last-Event-ID must be an event id") from None
+    assert state.hub is not None
+    client = state.hub.connect(scope, "sse")  # subscribe first, so nothing falls between replay and live
+    return StreamingResponse(
+        _sse(state, client, resume),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(state: CenterState, client: FeedClient, resume: int | None) -> AsyncIterator[str]:
+    assert state.hub is not None and state.reader is not None
+    last = 0
+    try:
+        yield "retry: 2000\n\n"
+        if resume is not None:
+            last = resume
+            while True:  # replay from the store, in pages, until caught up
+                rows = await state.reader.events_after(last, station_scope=client.station_scope)
+                for event, incident in rows:
+                    text = feed_json(event.event, event.id, incident_public(incident).model_dump_json())
+                    yield f"id: {event.id}\ndata: {text}\n\n"
+                    last = event.id
+                if len(rows) < 500:
+                    break
+        while True:
+            try:
+                item = await asyncio.wait_for(client.get(), timeout=state.settings.sse_keepalive_s)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if item is DROPPED:
+                return
+            event_id, text = item  # type: ignore[misc]
+            if event_id <= last:
+                continue  # already sent by the replay
+            yield f"id: {event_id}\ndata: {text}\n\n"
+    finally:
+        state.hub.disconnect(client)

@@ -1,0 +1,65 @@
+"""The grid as GeoJSON: cells with incident counts (heat map), and the unit hierarchy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from shapely.geometry import mapping
+
+from center_api.auth import IncidentReader
+from center_api.grid import Level
+from center_api.state import StateDep
+from center_api.store.stats import StatsReader
+
+router = APIRouter(prefix="/api/v1/grid", tags=["grid"])
+
+
+@router.get("/cells", summary="GeoJSON of cells with incident counts (open by default) for a heat map")
+async def cells(
+    state: StateDep,
+    principal: IncidentReader,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    open_only: bool = True,
+) -> dict[str, object]:
+    assert state.city is not None and state.sessions is not None
+    scope = principal.station_scope
+    counts = await StatsReader(state.sessions).cell_counts(since, until, scope, open_only)
+    features = []
+    for unit in state.city.cells:
+        if scope is not None and unit.station != scope:
+            continue
+        line = state.city.lineage[unit.id]
+        features.append(
+            {
+                "type": "Feature",
+                "id": unit.id,
+                "geometry": mapping(unit.geometry),
+                "properties": {
+                    "id": unit.id,
+                    "code": unit.code,
+                    "name": unit.name,
+                    "community_id": line.community_id,
+                    "street_id": line.street_id,
+                    "district_id": line.district_id,
+                    "station_id": line.station_id,
+                    "count": counts.get(unit.id, 0),
+                },
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "properties": {"unassigned": counts.get("unassigned", 0), "open_only": open_only},
+    }
+
+
+@router.get("/units", summary="Districts, streets and communities (no geometry)")
+async def units(state: StateDep, principal: IncidentReader) -> list[dict[str, object]]:
+    assert state.city is not None
+    return [
+        {"id": u.id, "level": u.level.value, "code": u.code, "name": u.name, "parent": u.parent}
+        for u in state.city.units.values()
+        if u.level is not Level.cell
+    ]

@@ -1,0 +1,51 @@
+"""Statistics: counts by grid unit and kind, open incidents, SLA percentiles, false-alarm rates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from center_api.auth import IncidentReader
+from center_api.state import StateDep
+from center_api.store.stats import StatsReader
+
+router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
+
+Unit = Literal["cell", "community", "street", "district", "station", "camera"]
+
+
+@router.get("", summary="Counts by grid unit and kind, open incidents, SLA p50/p90, false-alarm rates")
+async def stats(
+    state: StateDep,
+    principal: IncidentReader,
+    by: Unit = "community",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    top: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, object]:
+    assert state.sessions is not None
+    reader = StatsReader(state.sessions)
+    scope = principal.station_scope
+    counts = await reader.counts(by, since, until, scope)
+    return {
+        "window": {"since": since, "until": until},
+        "by": by,
+        "counts": counts[:top],
+        "open_by_station": await reader.open_by_station(scope),
+        "sla": await reader.sla(since, until, scope),
+        "false_alarms": await reader.false_alarms(since, until, scope, top),
+    }
+
+
+@router.get("/counts", summary="Counts by grid unit and kind only (the cheap query)")
+async def counts(
+    state: StateDep,
+    principal: IncidentReader,
+    by: Unit = "community",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, object]]:
+    assert state.sessions is not None
+    return await StatsReader(state.sessions).counts(by, since, until, principal.station_scope)

@@ -1,0 +1,1 @@
+"""The camera registry: the source of truth for cameras, published to Redis for the workers."""

@@ -1,0 +1,214 @@
+"""The `gw:alerts` consumer: group `center`, batches, commit-then-XACK, XAUTOCLAIM, dead letters.
+
+Each loop: claim entries idle in dead consumers' pending lists (every `claim_every_s`), re-read this
+consumer's own pending entries after a failure, then read new entries. A batch is decoded (bad entries go to
+`gw:alerts:dead` with the reason, and are acknowledged), routed, stored in one transaction, acknowledged, and
+published to the feeds. Idempotent on the alert id, so a replayed or re-claimed entry is stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from center_api.metrics import CenterMetrics
+from center_api.routing import AlertRouter
+from center_api.snapshots import SnapshotStore
+from center_api.store.incidents import IncidentWriter, RoutedAlert, StoredEvent
+from contracts import Alert
+from contracts.bus import ALERTS_STREAM, CENTER_GROUP, DEAD_STREAM, decode_alert_entry
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+EventSink = Callable[[Sequence[StoredEvent]], Awaitable[None]]
+DEAD_MAXLEN = 100_000
+
+
+async def ensure_group(redis: Redis, stream: str = ALERTS_STREAM, group: str = CENTER_GROUP) -> None:
+    """Create the consumer group (from the start of the stream); an existing group is fine."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+        log.info("created consumer group %s on %s", group, stream)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class AlertConsumer:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        consumer: str,
+        router: AlertRouter,
+        writer: IncidentWriter,
+        snapshots: SnapshotStore,
+        on_events: EventSink,
+        metrics: CenterMetrics,
+        batch_size: int = 200,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 60_000,
+        claim_every_s: float = 5.0,
+    ) -> None:
+        self._redis = redis
+        self.consumer = consumer
+        self._router = router
+        self._writer = writer
+        self._snapshots = snapshots
+        self._on_events = on_events
+        self._metrics = metrics
+        self._batch = batch_size
+        self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
+        self._claim_every_s = claim_every_s
+        self._recover = True  # read our own pending entries first (a restart under the same name)
+        self._next_claim = 0.0
+        self._claim_cursor = "0-0"
+
+    async def run(self) -> None:
+        """Run until cancelled. Redis or database outages back off and retry; nothing is acked early."""
+        backoff = 0.2
+        await ensure_group(self._redis)
+        while True:
+            try:
+                await self.step()
+                backoff = 0.2
+            except (RedisConnectionError, RedisTimeoutError, OSError, OperationalError) as exc:
+                self._recover = True
+                log.warning("consumer %s: %s; retrying in %.1fs", self.consumer, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("consumer group vanished (stream deleted?); recreating")
+                await ensure_group(self._redis)
+
+    async def step(self) -> int:
+        """One round; returns the number of entries handled."""
+        handled = 0
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + self._claim_every_s
+            handled += await self.claim_idle()
+        if self._recover:
+            reply = await self._redis.xreadgroup(
+                CENTER_GROUP, self.consumer, {ALERTS_STREAM: "0"}, count=self._batch
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                self._recover = False
+            handled += await self.handle(entries)
+            return handled
+        reply = await self._redis.xreadgroup(
+            CENTER_GROUP, self.consumer, {ALERTS_STREAM: ">"}, count=self._batch, block=self._block_ms
+        )
+        for _stream, entries in reply or []:
+            handled += await self.handle(entries)
+        return handled
+
+    async def claim_idle(self) -> int:
+        """XAUTOCLAIM entries left pending by consumers that died; handle them as our own."""
+        handled, cursor = 0, "0-0"
+        for _ in range(100):  # bounded sweep per round
+            reply = await self._redis.xautoclaim(
+                ALERTS_STREAM,
+                CENTER_GROUP,
+                self.consumer,
+                self._claim_idle_ms,
+                start_id=cursor,
+                count=self._batch,
+            )
+            cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+            entries = [e for e in reply[1] if e and e[1] is not None]
+            if entries:
+                log.info("consumer %s claimed %d idle entries", self.consumer, len(entries))
+                self._metrics.alerts_claimed.inc(len(entries))
+                handled += await self.handle(entries)
+            if cursor in ("0-0", "0"):
+                break
+        return handled
+
+    async def handle(self, entries: Sequence[Entry]) -> int:
+        if not entries:
+            return 0
+        good: list[tuple[bytes, Alert, bytes | None]] = []
+        dead: list[tuple[bytes, dict[bytes, bytes], str]] = []
+        for entry_id, fields in entries:
+            try:
+                alert, snapshot = decode_alert_entry(fields)
+            except (ValidationError, ValueError) as exc:
+                dead.append((entry_id, fields, f"invalid alert: {str(exc)[:500]}"))
+                continue
+            good.append((entry_id, alert, snapshot))
+        t0 = time.perf_counter()
+        placements = self._router.route_many([g[1] for g in good])
+        self._metrics.locate_seconds.observe(time.perf_counter() - t0)
+        digests = await asyncio.to_thread(self._store_snapshots, [g[2] for g in good])
+        items = [RoutedAlert(g[1], p, d) for g, p, d in zip(good, placements, digests, strict=True)]
+        events = await self._commit(items, [g[0] for g in good], dead)
+        if dead:
+            await self._dead_letter(dead)
+        ids = [g[0] for g in good] + [d[0] for d in dead]
+        await self._redis.xack(ALERTS_STREAM, CENTER_GROUP, *ids)
+        await self._on_events(events)
+        return len(entries)
+
+    def _store_snapshots(self, blobs: Sequence[bytes | None]) -> list[str | None]:
+        return [self._snapshots.put(b) if b else None for b in blobs]
+
+    async def _commit(
+        self,
+        items: list[RoutedAlert],
+        entry_ids: list[bytes],
+        dead: list[tuple[bytes, dict[bytes, bytes], str]],
+    ) -> list[StoredEvent]:
+        now = datetime.now(UTC)
+        t0 = time.perf_counter()
+        try:
+            events = await self._writer.ingest(items, now)
+        except OperationalError:
+            raise  # the database is away: retry the whole batch later
+        except DBAPIError as exc:
+            # One bad row must not block the stream: store one by one, dead-letter what the database refuses.
+            log.warning("batch of %d refused by the database (%s); storing one by one", len(items), exc.orig)
+            events = []
+            for entry_id, item in zip(entry_ids, items, strict=True):
+                try:
+                    events += await self._writer.ingest([item], now)
+                except OperationalError:
+                    raise
+                except DBAPIError as one:
+                    dead.append(
+                        (entry_id, {b"alert": item.alert.model_dump_json().encode()}, f"refused: {one.orig}")
+                    )
+        self._metrics.commit_seconds.observe(time.perf_counter() - t0)
+        self._metrics.alerts_consumed.inc(len(items))
+        return events
+
+    async def _dead_letter(self, dead: Sequence[tuple[bytes, dict[bytes, bytes], str]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id, fields, reason in dead:
+                entry = {b"reason": reason.encode(), b"entry_id": entry_id}
+                entry.update(
+                    {
+                        k if isinstance(k, bytes) else str(k).encode(): v
+                        for k, v in fields.items()
+                        if k not in (b"reason", b"entry_id")
+                    }
+                )
+                pipe.xadd(DEAD_STREAM, entry, maxlen=DEAD_MAXLEN, approximate=True)
+                log.warning("entry %s sent to %s: %s", entry_id, DEAD_STREAM, reason)
+            await pipe.execute()
+        self._metrics.alerts_dead.inc(len(dead))

@@ -1,0 +1,1 @@
+"""The incident store (SQLAlchemy 2 async): models, migrations, writers and readers."""

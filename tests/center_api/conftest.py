@@ -1,0 +1,189 @@
+"""Fixtures of the center tests: Redis DB 13 (flushed), temporary databases, a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from center_api.app import create_app
+from center_api.auth import issue_token
+from center_api.settings import CenterSettings
+from contracts import Alert, AlertKind, GeoPoint, encode_alert_entry
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "configs" / "demo"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+SECRET = "test-secret-of-sufficient-length-for-hs256"
+
+# Points inside the demo cells (lat, lon).
+NANGUAN_1 = (36.6135, 101.775)  # c-nanguan-01, st-nanguan
+XIADU_2 = (36.62, 101.785)  # c-xiadu-02, st-xiadu
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def make_alert(point: tuple[float, float] | None = NANGUAN_1, **kw: object) -> Alert:
+    fields: dict[str, object] = dict(
+        kind=AlertKind.intrusion,
+        severity=2,
+        camera_id="cam-x",
+        captured_at=datetime.now(UTC),
+        rule="r1",
+        zone="z1",
+    )
+    if point is not None:
+        fields["location"] = GeoPoint(lat=point[0], lon=point[1])
+    fields.update(kw)
+    return Alert(**fields)  # type: ignore[arg-type]
+
+
+def xadd(client: redis.Redis, alert: Alert, snapshot: bytes | None = None) -> bytes:
+    return client.xadd("gw:alerts", encode_alert_entry(alert, snapshot))  # type: ignore[arg-type,return-value]
+
+
+def token(role: str = "operator", station: str | None = "st-nanguan", sub: str = "alice") -> str:
+    return issue_token(SECRET, subject=sub, role=role, station_id=station)
+
+
+def auth(role: str = "operator", station: str | None = "st-nanguan", sub: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, station, sub)}"}
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from _database(request.param, tmp_path)
+
+
+def _database(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'center.db'}"
+        return
+    name = f"gridwatch_test_center_{uuid.uuid4().hex[:10]}"
+    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c"]
+    result = subprocess.run([*psql, f"CREATE DATABASE {name}"], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        pytest.fail(f"cannot create PostgreSQL database {name}: {result.stderr.strip()}")
+    try:
+        yield PG_URL.format(db=name)
+    finally:
+        subprocess.run(
+            [*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True, timeout=60
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture
+def pg_database_url(tmp_path: Path) -> Iterator[str]:
+    yield from _database("postgres", tmp_path)
+
+
+def make_settings(tmp_path: Path, database_url: str, config_dir: Path = DEMO, **kw: object) -> CenterSettings:
+    return CenterSettings(
+        redis_url=REDIS_URL,
+        database_url=database_url,
+        config_dir=config_dir,
+        data_dir=tmp_path / "data",
+        jwt_secret=SECRET,  # type: ignore[arg-type]
+        consumer_name=f"test-{socket.gethostname()}-{os.getpid()}",
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningCenter:
+    base: str
+    ws_base: str
+    client: httpx.AsyncClient
+    app: object
+
+    def ws_url(self, path: str = "/api/v1/feed", **query: str) -> str:
+        q = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"{self.ws_base}{path}{'?' + q if q else ''}"
+
+
+async def start_center(settings: CenterSettings) -> tuple[uvicorn.Server, asyncio.Task[None], RunningCenter]:
+    app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(600):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+            pytest.fail("center server exited during start-up")
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("center server did not start within 30 s")
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    return server, task, RunningCenter(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", client, app)
+
+
+async def stop_center(server: uvicorn.Server, task: asyncio.Task[None], running: RunningCenter) -> None:
+    await running.client.aclose()
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=60)
+
+
+@pytest.fixture
+async def center_factory(redis_db: redis.Redis, tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
+    started: list[tuple[uvicorn.Server, asyncio.Task[None], RunningCenter]] = []
+
+    async def start(database_url: str, **kw: object) -> RunningCenter:
+        entry = await start_center(make_settings(tmp_path, database_url, **kw))
+        started.append(entry)
+        return entry[2]
+
+    yield start
+    for entry in reversed(started):
+        await stop_center(*entry)
+
+
+async def poll(fn: Callable[[], object], within_s: float = 60.0, interval: float = 0.1) -> object:
+    """Call async `fn` until it returns something truthy; fail after `within_s` seconds."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        value = await fn()  # type: ignore[misc]
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"condition not met within {within_s} s (last value {value!r})")
+        await asyncio.sleep(interval)

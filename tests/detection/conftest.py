@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from gridwatch.demo.clips import Scene, make_clip
+from tests.support.paths import model_path
+
+REDIS_URL = "redis://127.0.0.1:6379/12"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is not running at {REDIS_URL}: {exc}")
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def fp32_model() -> Path:
+    return model_path("yolov8n_fp32.onnx")
+
+
+@pytest.fixture(scope="session")
+def clip_cache(tmp_path_factory: pytest.TempPathFactory):
+    """make(name, scene) -> path; each clip is rendered once per session."""
+    root = tmp_path_factory.mktemp("clips")
+    made: dict[str, Path] = {}
+
+    def make(name: str, scene: Scene) -> Path:
+        if name not in made:
+            made[name] = make_clip(root / f"{name}.mp4", scene)
+        return made[name]
+
+    return make

@@ -1,0 +1,203 @@
+"""The delivery journal, and the publisher against a real Redis that we stop and restart (our own server)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from contracts.alerts import Alert
+from contracts.bus import ALERTS_STREAM, decode_alert_entry
+from detection.journal import AlertJournal
+from detection.publisher import RedisAlertPublisher
+from tests.support.rtsp import free_port
+
+
+def alert(n: int) -> Alert:
+    return Alert(
+        kind="intrusion", severity=2, camera_id="cam-j", captured_at=datetime.now(UTC), detail=f"#{n}"
+    )
+
+
+def test_journal_keeps_order_and_survives_reopen(tmp_path: Path) -> None:
+    j = AlertJournal(tmp_path)
+    for n in range(5):
+        j.append(f"a{n}".encode(), b"jpeg" if n % 2 else None)
+    j.remove(j.peek(1)[0].seq)
+    again = AlertJournal(tmp_path)
+    entries = again.peek(10)
+    assert [e.alert_json for e in entries] == [b"a1", b"a2", b"a3", b"a4"]
+    assert [e.snapshot for e in entries] == [b"jpeg", None, b"jpeg", None]
+    assert again.append(b"a5") > entries[-1].seq
+
+
+def test_full_journal_drops_oldest_snapshots_first_then_alerts(tmp_path: Path) -> None:
+    j = AlertJournal(tmp_path, max_bytes=3 * 100 + 2 * 10)  # room for 2 snapshots beside small alerts
+    for n in range(3):
+        j.append(f"alert-{n}".encode().ljust(10), b"x" * 100)
+    assert j.dropped_snapshots == 1 and j.dropped_alerts == 0
+    assert [e.snapshot is None for e in j.peek(10)] == [True, False, False]
+    small = AlertJournal(tmp_path / "small", max_bytes=25)
+    for n in range(4):
+        small.append(f"alert-{n}".encode().ljust(10), b"y" * 5)
+    assert small.dropped_alerts >= 2 and small.dropped_snapshots >= 1
+    assert [e.alert_json.strip() for e in small.peek(10)][-1] == b"alert-3"
+    capped = AlertJournal(tmp_path / "capped", max_entries=2)
+    for n in range(5):
+        capped.append(str(n).encode())
+    assert [e.alert_json for e in capped.peek(10)] == [b"3", b"4"] and capped.dropped_alerts == 3
+
+
+class OwnRedis:
+    """A private redis-server we may stop and restart (never the shared one at 6379)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        pytest.fail(f"own redis-server on port {self.port} did not start")
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def stream_ids(url: str) -> list[str]:
+    client = redis.Redis.from_url(url)
+    try:
+        return [decode_alert_entry(fields)[0].id for _, fields in client.xrange(ALERTS_STREAM)]
+    finally:
+        client.close()
+
+
+@pytest.mark.integration
+def test_outage_every_alert_arrives_exactly_once_in_order(own_redis: OwnRedis, tmp_path: Path) -> None:
+    pub = RedisAlertPublisher(own_redis.url, tmp_path / "journal", socket_timeout_s=1.0, backoff_max_s=0.5)
+    sent: list[str] = []
+    try:
+        for n in range(10):
+            a = alert(n)
+            sent.append(a.id)
+            pub.publish(a, b"\xff\xd8snapshot")
+        wait_for(lambda: pub.drained, what="first alerts sent")
+        own_redis.stop()  # Redis goes away mid-run
+        for n in range(10, 40):
+            a = alert(n)
+            sent.append(a.id)
+            pub.publish(a, b"\xff\xd8snapshot")
+        wait_for(lambda: len(pub.journal) == 30, what="alerts journaled while Redis is down")
+        assert not pub.connected
+        own_redis.start()  # a fresh, empty Redis on the same port
+        for n in range(40, 45):
+            a = alert(n)
+            sent.append(a.id)
+            pub.publish(a)
+        wait_for(lambda: pub.drained, timeout=120, what="journal replayed")
+    finally:
+        pub.close()
+    got = stream_ids(own_redis.url)
+    assert (
+        got == sent[10:]
+    )  # the restarted server lost the first ten; everything after arrives once, in order
+    assert pub.counts.replayed == 30 and pub.counts.journaled == 30
+
+
+@pytest.mark.integration
+def test_replay_is_idempotent_on_id(own_redis: OwnRedis, tmp_path: Path) -> None:
+    a = alert(1)
+    pub = RedisAlertPublisher(own_redis.url, tmp_path / "journal")
+    try:
+        pub.publish(a)
+        wait_for(lambda: pub.drained)
+        pub.journal.append(a.model_dump_json().encode())  # as if the XADD's reply had been lost
+        pub.publish(alert(2))
+        wait_for(lambda: pub.drained)
+    finally:
+        pub.close()
+    ids = stream_ids(own_redis.url)
+    assert ids.count(a.id) == 1 and len(ids) == 2 and pub.counts.duplicates == 1
+
+
+@pytest.mark.integration
+def test_alerts_journaled_at_close_are_sent_by_the_next_publisher(
+    own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    own_redis.stop()
+    pub = RedisAlertPublisher(own_redis.url, tmp_path / "journal", socket_timeout_s=0.5)
+    alerts = [alert(n) for n in range(3)]
+    for a in alerts:
+        pub.publish(a)
+    pub.close(timeout=1.0)
+    assert len(AlertJournal(tmp_path / "journal")) == 3
+    own_redis.start()
+    pub2 = RedisAlertPublisher(own_redis.url, tmp_path / "journal")
+    try:
+        wait_for(lambda: pub2.drained, what="replay after restart")
+    finally:
+        pub2.close()
+    assert stream_ids(own_redis.url) == [a.id for a in alerts]
+
+
+@pytest.mark.integration
+def test_unreachable_redis_from_the_start_journals_everything(tmp_path: Path) -> None:
+    pub = RedisAlertPublisher(
+        f"redis://127.0.0.1:{free_port()}/0", tmp_path / "journal", socket_timeout_s=2.0
+    )
+    try:
+        for n in range(50):
+            pub.publish(alert(n))  # only queues: the sender thread meets the dead socket
+        wait_for(lambda: len(pub.journal) == 50, what="alerts journaled")
+        assert not pub.connected
+    finally:
+        pub.close(timeout=0.5)
+    assert [e.alert_json for e in AlertJournal(tmp_path / "journal").peek(1)]

@@ -1,0 +1,165 @@
+"""Unit tests of the small pieces: dispatcher, rendezvous hashing, health table, credential redaction."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import av.error
+import numpy as np
+import pytest
+
+from contracts import CameraState, Frame, StreamHealth
+from ingest.config import IngestConfig
+from ingest.dispatch import LatestFrameDispatcher
+from ingest.health import format_health_table
+from ingest.reader import describe_error, source_spec
+from ingest.sharding import assign
+from tests.ingest.conftest import FakeSink, wait_until
+
+
+def frame(camera_id: str, seq: int) -> Frame:
+    return Frame(camera_id, np.zeros((2, 2, 3), np.uint8), datetime.now(UTC), seq)
+
+
+def test_slow_sink_gets_the_newest_sample_and_drops_are_counted() -> None:
+    gate = threading.Event()
+
+    class BlockingSink(FakeSink):
+        def submit(self, f: Frame) -> None:
+            gate.wait(10)
+            super().submit(f)
+
+    sink = BlockingSink()
+    dispatcher = LatestFrameDispatcher(sink)
+    dispatcher.start()
+    try:
+        dispatcher.put(frame("a", 0))  # taken by the dispatcher, which then blocks in the sink
+        wait_until(lambda: dispatcher.pending == 0, 10, "the dispatcher to take the first frame")
+        for seq in range(1, 6):
+            dispatcher.put(frame("a", seq))
+        dispatcher.put(frame("b", 1))
+        assert dispatcher.pending == 2  # one slot per camera, never more
+        assert dispatcher.dropped("a") == 4 and dispatcher.dropped("b") == 0
+        gate.set()
+        wait_until(lambda: len(sink.frames) == 3, 10, "the sink to get three frames")
+        assert [(f.camera_id, f.seq) for f in sink.frames] == [("a", 0), ("a", 5), ("b", 1)]
+    finally:
+        gate.set()
+        dispatcher.close()
+
+
+def test_a_failing_sink_does_not_stop_dispatch(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FakeSink):
+        def submit(self, f: Frame) -> None:
+            if f.camera_id == "bad":
+                raise RuntimeError("boom")
+            super().submit(f)
+
+    sink = Broken()
+    dispatcher = LatestFrameDispatcher(sink)
+    dispatcher.start()
+    try:
+        dispatcher.put(frame("bad", 1))
+        dispatcher.put(frame("good", 1))
+        wait_until(lambda: len(sink.frames) == 1, 10, "the good frame")
+    finally:
+        dispatcher.close()
+    assert "frame sink failed on camera bad" in caplog.text
+
+
+CAMERAS = [f"cam-{i:04d}" for i in range(2000)]
+
+
+def test_rendezvous_spreads_evenly_and_a_join_moves_about_a_quarter() -> None:
+    three = assign(CAMERAS, ["w1", "w2", "w3"])
+    counts = [sum(1 for o in three.values() if o == w) for w in ("w1", "w2", "w3")]
+    assert all(abs(c - len(CAMERAS) / 3) < len(CAMERAS) * 0.05 for c in counts)
+    four = assign(CAMERAS, ["w1", "w2", "w3", "w4"])
+    moved = [c for c in CAMERAS if three[c] != four[c]]
+    assert all(four[c] == "w4" for c in moved)  # only cameras the newcomer wins move
+    assert abs(len(moved) / len(CAMERAS) - 0.25) < 0.04
+
+
+def test_rendezvous_death_moves_only_the_dead_workers_cameras() -> None:
+    three = assign(CAMERAS, ["w1", "w2", "w3"])
+    two = assign(CAMERAS, ["w1", "w3"])
+    for camera in CAMERAS:
+        if three[camera] != "w2":
+            assert two[camera] == three[camera]
+
+
+@pytest.mark.parametrize(
+    ("url", "transport", "paced"),
+    [
+        ("rtsp://cam/stream", "tcp", False),
+        ("rtsp+udp://cam/stream", "udp", False),
+        ("rtsp+http://cam/stream", "http", False),
+        ("http://cam/video.ts", None, False),
+        ("/data/clip.mp4", None, True),
+        ("file:///data/clip.mp4", None, True),
+    ],
+)
+def test_source_spec_by_url(url: str, transport: str | None, paced: bool) -> None:
+    spec = source_spec(url, 5, 7)
+    assert spec.options.get("rtsp_transport") == transport
+    assert spec.paced is paced
+    if transport:
+        assert spec.url.startswith("rtsp://") and spec.options["timeout"] == "7000000"
+    if url.startswith("file://"):
+        assert spec.url == "/data/clip.mp4"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        av.error.HTTPNotFoundError(0, "Server returned 404 Not Found", "rtsp://admin:hunter2@10.0.0.9/live"),
+        ConnectionRefusedError(111, "Connection refused"),
+        ValueError("bad rtsp://admin:hunter2@10.0.0.9/live"),
+    ],
+)
+def test_reasons_never_carry_credentials(exc: BaseException) -> None:
+    reason = describe_error(exc, "rtsp://admin:hunter2@10.0.0.9/live")
+    assert "hunter2" not in reason and "admin" not in reason
+    assert reason
+
+
+def test_health_table_shows_the_columns_an_operator_needs() -> None:
+    now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+    rows = [
+        StreamHealth(
+            camera_id="c1",
+            state=CameraState.online,
+            fps=25.0,
+            keyframe_interval=2.0,
+            bitrate_kbps=4012,
+            sample_fps=0.5,
+            width=1920,
+            height=1080,
+            last_frame_at=now - timedelta(seconds=1.5),
+            reconnects=2,
+            worker_id="w1",
+        ),
+        StreamHealth(
+            camera_id="c2",
+            state=CameraState.offline,
+            reason="ConnectionRefusedError: Connection refused",
+            reconnects=7,
+            last_error="ConnectionRefusedError: Connection refused",
+        ),
+    ]
+    table = format_health_table(rows, now=now)
+    header, first, second, summary = table.splitlines()
+    for column in ("state", "fps", "keyint", "kbps", "frame age", "reconn", "last error"):
+        assert column in header
+    assert "online" in first and "25.0" in first and "2.00" in first and "4012" in first and "1.5s" in first
+    assert "offline" in second and "Connection refused" in second and "7" in second
+    assert summary == "(1 offline, 1 online)"
+
+
+def test_config_bounds() -> None:
+    with pytest.raises(ValueError):
+        IngestConfig(worker_id="w", backoff_initial_s=10, backoff_max_s=1)
+    with pytest.raises(ValueError):
+        IngestConfig(worker_id="w", unknown=1)  # type: ignore[call-arg]
+    assert IngestConfig(worker_id="w", heartbeat_s=2).worker_ttl_s == 3
