@@ -244,13 +244,12 @@ def cameras_probe(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the stream")] = 10.0,
 ) -> None:
     """Open a stream and report codec, resolution, fps, keyframe interval and bitrate."""
-    from contracts import redact_url
     from ingest.probe import ProbeError, probe
 
     try:
         info = probe(url, timeout_s=timeout)
-    except ProbeError as exc:
-        raise _fail(f"{redact_url(url)}: {exc}") from None
+    except ProbeError as exc:  # its message starts with the redacted URL
+        raise _fail(str(exc)) from None
     typer.echo(info.describe())
 
 

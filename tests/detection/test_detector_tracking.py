@@ -11,6 +11,7 @@ from detection.config import TrackerConfig
 from detection.detector import UltralyticsDetector
 from detection.snapshot import draw_alert, encode_jpeg
 from detection.tracking import CameraTracker
+from detection.types import Detections
 from gridwatch.demo.clips import background, paste, person_sprite, ultralytics_asset
 from tests.detection.builders import make_detections
 
@@ -32,9 +33,9 @@ def yaml_detector(tmp_path_factory: pytest.TempPathFactory) -> UltralyticsDetect
     import torch
     from ultralytics import YOLO
 
+    torch.manual_seed(0)  # before the build: its weights are drawn at random
     yolo = YOLO("yolov8n.yaml")
     net = yolo.model
-    torch.manual_seed(0)
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -46,15 +47,21 @@ def yaml_detector(tmp_path_factory: pytest.TempPathFactory) -> UltralyticsDetect
         net.eval()
     path = tmp_path_factory.mktemp("yaml-model") / "yolov8n_random.pt"
     yolo.save(str(path))
-    return UltralyticsDetector(path, imgsz=320, conf=0.5)
+    return UltralyticsDetector(path, imgsz=320, conf=0.001)
 
 
-def same_boxes(a: np.ndarray, b: np.ndarray, tol: float = 2e-3) -> bool:
-    """Whether two box sets match one to one (order-free: ties in confidence may swap rows)."""
-    if a.shape != b.shape:
-        return False
-    dist = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2)
-    return bool((dist.min(axis=1) < tol).all() and (dist.min(axis=0) < tol).all())
+def same_boxes(a: Detections, b: Detections, tol: float = 2e-3, floor: float = 0.01) -> bool:
+    """Whether every box of one set above `floor` has its twin in the other (order-free; `floor` stays well
+    above the detector threshold, so boxes at the threshold that float noise lets in or out do not matter)."""
+
+    def covered(x: Detections, y: Detections) -> bool:
+        keep = x.xyxy[x.confidence >= floor]
+        if len(keep) == 0 or len(y) == 0:
+            return len(keep) == 0
+        dist = np.abs(keep[:, None, :] - y.xyxy[None, :, :]).max(axis=2)
+        return bool((dist.min(axis=1) < tol).all())
+
+    return covered(a, b) and covered(b, a)
 
 
 def test_batch_results_map_back_to_their_frames(yaml_detector: UltralyticsDetector) -> None:
@@ -64,12 +71,12 @@ def test_batch_results_map_back_to_their_frames(yaml_detector: UltralyticsDetect
     reordered = yaml_detector.detect(images[::-1])[::-1]
     assert len(batched) == len(reordered) == len(images)
     for i, single in enumerate(singles):
-        assert len(single) > 0
-        assert same_boxes(batched[i].xyxy, single.xyxy), f"batched frame {i} does not match its single run"
-        assert same_boxes(reordered[i].xyxy, single.xyxy), f"reordered frame {i} does not match"
+        assert (single.confidence >= 0.01).sum() > 3, "the random model should see something in every frame"
+        assert same_boxes(batched[i], single), f"batched frame {i} does not match its single run"
+        assert same_boxes(reordered[i], single), f"reordered frame {i} does not match"
         for j, other in enumerate(singles):
             if j != i:
-                assert not same_boxes(other.xyxy, single.xyxy), f"frames {i} and {j} are indistinguishable"
+                assert not same_boxes(other, single), f"frames {i} and {j} are indistinguishable"
 
 
 @pytest.mark.parametrize("imgsz", [320, 640])
