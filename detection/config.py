@@ -55,6 +55,13 @@ class TrackerConfig(BaseModel):
         description="Largest 1-IoU cost to match; high, because sampled boxes move far",
     )
     buffer_samples: int = Field(default=10, ge=1, le=1000, description="Samples a lost track is kept")
+    motion_buffer: float = Field(
+        default=0.6,
+        ge=0,
+        le=5,
+        description="Expected motion per second, in box heights, padded onto boxes for matching "
+        "(buffered IoU)",
+    )
 
 
 class DetectionConfig(BaseModel):

@@ -51,7 +51,11 @@ class _CameraState:
         self.rules: list[Rule] = [build_rule(rc) for rc in camera.rules]
         self.rule_configs: dict[str, Any] = {rc.id: rc for rc in camera.rules}
         self.gate = MotionGate(config.motion, config.motion_masks.get(camera.id, ()))
-        self.tracker = CameraTracker(config.tracker) if config.tracker.enabled else None
+        self.tracker = (
+            CameraTracker(config.tracker, sample_interval_s=1.0 / camera.sample_fps)
+            if config.tracker.enabled
+            else None
+        )
         self.last: Detections = Detections.empty()
         self.lock = threading.Lock()  # one batch at a time touches a camera's state
 

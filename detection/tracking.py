@@ -29,7 +29,9 @@ class _BoxesView:
 class CameraTracker:
     """ByteTrack for one camera. Track ids are stable across sampled frames and unique within the camera."""
 
-    def __init__(self, config: TrackerConfig, width: int = 1000, height: int = 1000) -> None:
+    def __init__(
+        self, config: TrackerConfig, width: int = 1000, height: int = 1000, sample_interval_s: float = 1.0
+    ) -> None:
         from ultralytics.trackers.byte_tracker import BYTETracker
 
         args = SimpleNamespace(
@@ -41,6 +43,10 @@ class CameraTracker:
             fuse_score=True,
         )
         self._tracker = BYTETracker(args)
+        # Buffered IoU: at 0.5-2 samples/s a walking person moves more than its own width between samples, so
+        # plain boxes never overlap and every sample starts a new track. Each side is padded by the distance
+        # the object may move in one sample interval (in box heights); output boxes stay the detector's.
+        self._pad = min(2.0, config.motion_buffer * sample_interval_s)
         self._scale = np.array([width, height, width, height], np.float32)
 
     @property
@@ -56,6 +62,9 @@ class CameraTracker:
         if size is not None:
             self._scale = np.array([size[0], size[1], size[0], size[1]], np.float32)
         px = detections.xyxy * self._scale
+        if self._pad > 0 and len(px):
+            pad = (self._pad * (px[:, 3] - px[:, 1]))[:, None]
+            px = px + np.hstack([-pad, -pad, pad, pad])
         xywh = np.concatenate([(px[:, :2] + px[:, 2:]) / 2, px[:, 2:] - px[:, :2]], axis=1)
         view = _BoxesView(
             xywh, detections.confidence.astype(np.float32), detections.class_id.astype(np.float32)

@@ -112,6 +112,20 @@ def cases() -> list[Case]:
             (Expected("line_crossing", "door-in", t_cross, "door"),),
         )
     )
+    # 2b. a person walking at a normal pace (~0.8 body heights a second) crosses back, B -> A
+    brisk = Walker(path=((0.0, 0.95, 0.93), (3.6, 0.05, 0.93)))
+    t_back = first_sample_at_or_after((0.95 - DOOR_A[0]) / 0.90 * 3.6 + 1e-6)
+    out.append(
+        Case(
+            "brisk_crossing",
+            Scene(seconds=5.0, walkers=(brisk,), noise=2.0),
+            (
+                LineCrossingRuleConfig(id="door-in", line="door", a=DOOR_A, b=DOOR_B, direction="a_to_b"),
+                LineCrossingRuleConfig(id="door-out", line="door", a=DOOR_A, b=DOOR_B, direction="b_to_a"),
+            ),
+            (Expected("line_crossing", "door-out", t_back, "door"),),
+        )
+    )
     # 3. a group of three gathers in the zone
     group = (
         Walker(path=((0.0, 0.05, 0.93), (6.0, 0.62, 0.93), (30.0, 0.62, 0.93)), height=0.5, sprite=0),

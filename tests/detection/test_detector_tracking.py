@@ -134,3 +134,24 @@ def test_snapshot_under_limit_with_drawing() -> None:
     assert len(data) <= 200_000 and data[:2] == b"\xff\xd8"
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
     assert len(encode_jpeg(big, 20_000)) <= 20_000
+
+
+@pytest.mark.parametrize("fps", [0.5, 1.0, 2.0, 5.0])
+def test_walkers_keep_their_ids_at_sampled_rates(fps: float) -> None:
+    """Two people walking one behind the other at a normal pace (~0.8 body heights per second)."""
+    tracker = CameraTracker(TrackerConfig(), 640, 360, sample_interval_s=1 / fps)
+    h = 0.15
+    w = h * 0.4 * 360 / 640
+    speed = 0.8 * h * 360 / 640  # frame widths per second
+    seen: dict[int, list[int]] = {0: [], 1: []}
+    steps = int(10 * fps)
+    for i in range(steps):
+        xs = (0.05 + speed * i / fps, 0.30 + speed * i / fps)
+        det = make_detections(*({"box": (x - w / 2, 0.9 - h, x + w / 2, 0.9), "track": -1} for x in xs))
+        out = tracker.update(det, (640, 360))
+        for j in range(len(out)):
+            cx = float(out.xyxy[j, 0] + out.xyxy[j, 2]) / 2
+            seen[0 if abs(cx - xs[0]) < abs(cx - xs[1]) else 1].append(int(out.tracker_id[j]))
+    for person, ids in seen.items():
+        assert len(ids) == steps, f"person {person} was dropped by the tracker: {ids}"
+        assert len(set(ids)) == 1, f"person {person} changed id: {ids}"
