@@ -208,15 +208,19 @@ def token_issue(
         str, typer.Option(help="operator | station_admin | city_command | integrator")
     ] = "operator",
     station: Annotated[str | None, typer.Option(help="Station id the token is scoped to")] = None,
-    subject: Annotated[str, typer.Option(help="User name recorded in the audit trail")] = "operator",
+    subject: Annotated[
+        str, typer.Option("--subject", "--sub", help="User name recorded in the audit trail")
+    ] = "operator",
     ttl: Annotated[int, typer.Option(min=60, help="Lifetime in seconds")] = 86400,
 ) -> None:
     """Print a signed JWT (secret from GRIDWATCH_JWT_SECRET, or the one kept in the data directory)."""
-    from center_api.auth import issue_token
+    from center_api.auth import Role, issue_token
 
+    if role not in {r.value for r in Role}:
+        raise _fail(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}")
     settings = GridwatchSettings()
     if role in ("operator", "station_admin") and not station:
-        raise _fail(f"a {role} token needs --station")
+        raise _fail(f"the {role} role is scoped to a station: add --station")
     typer.echo(
         issue_token(settings.resolved_jwt_secret(), subject=subject, role=role, station_id=station, ttl_s=ttl)
     )
