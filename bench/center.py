@@ -218,7 +218,14 @@ async def load_incidents(pg_url: str, city, n: int) -> None:
                     "resolved_at",
                 ],
             )
+        # COPY bypassed the writer: recompute the per-day rollup the statistics read, as after any bulk load.
+        from center_api.store.rollup import rebuild_sql
+
+        async with conn.transaction():
+            await conn.execute("DELETE FROM incident_counts")
+            await conn.execute(rebuild_sql("postgresql"))
         await conn.execute("VACUUM ANALYZE incidents")  # visibility map: index-only scans
+        await conn.execute("VACUUM ANALYZE incident_counts")
     finally:
         await conn.close()
 

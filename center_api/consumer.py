@@ -155,7 +155,8 @@ class AlertConsumer:
         t0 = time.perf_counter()
         placements = self._router.route_many([g[1] for g in good])
         self._metrics.locate_seconds.observe(time.perf_counter() - t0)
-        digests = await asyncio.to_thread(self._store_snapshots, [g[2] for g in good])
+        blobs = [g[2] for g in good]
+        digests = await asyncio.to_thread(self._store_snapshots, blobs) if any(blobs) else [None] * len(blobs)
         items = [RoutedAlert(g[1], p, d) for g, p, d in zip(good, placements, digests, strict=True)]
         events = await self._commit(items, [g[0] for g in good], dead)
         if dead:

@@ -6,17 +6,19 @@ Every write is one transaction; the consumer acknowledges stream entries only af
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.grid.locate import Placement
 from center_api.store.models import Incident, IncidentAlert, IncidentEvent
+from center_api.store.rollup import RollupKey, add_deltas, apply_deltas, day_of
+from center_api.store.rows import ROW_COLUMNS, IncidentRow, fold_into, new_row, row_of
 from center_api.workflow import OPEN_STATUSES, STAMP_COLUMN, Status, check_transition, fold_key
 from contracts import Alert
 
@@ -38,56 +40,27 @@ class StoredEvent:
 
     event_id: int
     event: str  # created | updated | escalated | transition
-    incident: Incident
+    incident: Incident | IncidentRow
 
 
 class NotFound(LookupError):
     """No such incident, or not one the caller may see."""
 
 
-def _objects(alert: Alert) -> list[dict[str, Any]]:
-    return [o.model_dump(mode="json") for o in alert.objects]
-
-
-def _new_incident(item: RoutedAlert, key: str, now: datetime) -> Incident:
-    a, p = item.alert, item.placement
-    return Incident(
-        alert_id=a.id,
-        kind=a.kind.value,
-        severity=a.severity,
-        status=Status.new.value,
-        camera_id=a.camera_id,
-        site_id=a.site_id,
-        rule=a.rule,
-        zone=a.zone,
-        cell_id=p.cell_id,
-        community_id=p.community_id,
-        street_id=p.street_id,
-        district_id=p.district_id,
-        station_id=p.station_id,
-        lat=a.location.lat if a.location else None,
-        lon=a.location.lon if a.location else None,
-        first_seen=a.captured_at,
-        last_seen=a.captured_at,
-        count=1,
-        objects=_objects(a),
-        detail=a.detail,
-        snapshot=item.snapshot,
-        created_at=now,
-        open_key=key,
+_T = Incident.__table__
+_FOLD_UPDATE = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"))
+    .values(
+        count=bindparam("b_count"),
+        last_seen=bindparam("b_last_seen"),
+        first_seen=bindparam("b_first_seen"),
+        objects=bindparam("b_objects"),
+        detail=bindparam("b_detail"),
+        snapshot=bindparam("b_snapshot"),
+        severity=bindparam("b_severity"),
     )
-
-
-def _fold(incident: Incident, item: RoutedAlert) -> None:
-    a = item.alert
-    incident.count = (incident.count or 0) + 1
-    if a.captured_at >= incident.last_seen:
-        incident.last_seen = a.captured_at
-        incident.objects = _objects(a)
-        incident.detail = a.detail or incident.detail
-        incident.snapshot = item.snapshot or incident.snapshot
-    incident.first_seen = min(incident.first_seen, a.captured_at)
-    incident.severity = min(incident.severity, a.severity)
+)
 
 
 class IncidentWriter:
@@ -114,6 +87,7 @@ class IncidentWriter:
             unique.setdefault(item.alert.id, item)
         if not unique:
             return []
+        table = Incident.__table__
         async with self._sessions() as session, session.begin():
             seen = set(
                 await session.scalars(
@@ -127,28 +101,51 @@ class IncidentWriter:
                 it.alert.id: fold_key(it.alert.camera_id, it.alert.rule, it.alert.zone, it.alert.kind.value)
                 for it in fresh
             }
-            open_rows = await session.scalars(
-                select(Incident).where(Incident.open_key.in_(set(keys.values()))).with_for_update()
+            open_rows = await session.execute(
+                select(*(table.c[name] for name in ROW_COLUMNS))
+                .where(table.c.open_key.in_(set(keys.values())))
+                .with_for_update()
             )
-            by_key: dict[str, Incident] = {row.open_key: row for row in open_rows if row.open_key}
-            created: dict[str, Incident] = {}
-            folded: dict[str, Incident] = {}
+            by_key: dict[str, IncidentRow] = {}
+            for raw in open_rows:
+                row = row_of(raw)
+                if row.open_key:
+                    by_key[row.open_key] = row
+            stored_day = {key: day_of(row.first_seen) for key, row in by_key.items()}
+            created: dict[str, IncidentRow] = {}
+            folded: dict[str, IncidentRow] = {}
             links: list[tuple[RoutedAlert, str]] = []
             for item in sorted(fresh, key=lambda it: it.alert.captured_at):
                 key = keys[item.alert.id]
-                incident = by_key.get(key)
-                if incident is None:
-                    incident = _new_incident(item, key, now)
-                    session.add(incident)
-                    by_key[key] = created[key] = incident
+                row = by_key.get(key)
+                if row is None:
+                    row = new_row(item.alert, item.placement, item.snapshot, key, now)
+                    by_key[key] = created[key] = row
                 else:
-                    _fold(incident, item)
+                    fold_into(row, item.alert, item.snapshot)
                     if key not in created:
-                        folded[key] = incident
+                        folded[key] = row
                 links.append((item, key))
-            await session.flush()
+            if created:
+                new = list(created.values())
+                ids = await session.scalars(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                    [row.insert_params() for row in new],
+                )
+                for row, new_id in zip(new, ids, strict=True):
+                    row.id = new_id
+            if folded:
+                await session.execute(_FOLD_UPDATE, [row.fold_params() for row in folded.values()])
+            deltas: Counter[RollupKey] = Counter()
+            for row in created.values():
+                add_deltas(deltas, row, day_of(row.first_seen), 1)
+            for key, row in folded.items():  # an earlier alert can move first_seen to an earlier day
+                if (day := day_of(row.first_seen)) != stored_day[key]:
+                    add_deltas(deltas, row, stored_day[key], -1)
+                    add_deltas(deltas, row, day, 1)
+            await apply_deltas(session, deltas)
             await session.execute(
-                insert(IncidentAlert),
+                insert(IncidentAlert.__table__),
                 [
                     {
                         "alert_id": it.alert.id,
@@ -158,24 +155,26 @@ class IncidentWriter:
                     for it, k in links
                 ],
             )
-            changes = [("created", inc) for inc in created.values()] + [
-                ("updated", inc) for inc in folded.values()
+            changes = [("created", row) for row in created.values()] + [
+                ("updated", row) for row in folded.values()
             ]
             event_ids = await self._add_events(
-                session, [(name, inc, None, None, None, None) for name, inc in changes], now
+                session, [(name, row, None, None, None, None) for name, row in changes], now
             )
-        return [StoredEvent(eid, name, inc) for eid, (name, inc) in zip(event_ids, changes, strict=True)]
+        return [StoredEvent(eid, name, row) for eid, (name, row) in zip(event_ids, changes, strict=True)]
 
     @staticmethod
     async def _add_events(
         session: AsyncSession,
-        rows: Sequence[tuple[str, Incident, str | None, str | None, str | None, str | None]],
+        rows: Sequence[tuple[str, Incident | IncidentRow, str | None, str | None, str | None, str | None]],
         now: datetime,
     ) -> list[int]:
         if not rows:
             return []
         result = await session.scalars(
-            insert(IncidentEvent).returning(IncidentEvent.id, sort_by_parameter_order=True),
+            insert(IncidentEvent.__table__).returning(
+                IncidentEvent.__table__.c.id, sort_by_parameter_order=True
+            ),
             [
                 {
                     "incident_id": inc.id,

@@ -119,6 +119,24 @@ class IncidentEvent(Base):
     __table_args__ = (Index("ix_incident_events_station_id", "station_id", "id"),)
 
 
+class IncidentCount(Base):
+    """Rollup of incidents by UTC day of `first_seen`, grid unit and kind, kept in the writer's transaction.
+
+    One row per (level, day, unit, station, kind); `level` is cell|community|street|district|station and
+    `unit_id` the unit of that level ('' for none). Statistics read whole days here and the raw table only for
+    the partial days at the edges of a window, so they equal counting `incidents` exactly.
+    """
+
+    __tablename__ = "incident_counts"
+
+    level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class CameraRow(Base):
     """The camera registry (source of truth). `data` is the Camera JSON, url included; APIs redact it."""
 

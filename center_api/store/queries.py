@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic
 from center_api.store.models import Incident, IncidentEvent
+from center_api.store.rows import IncidentRow
 from center_api.workflow import sla_seconds
 
 
@@ -49,7 +50,7 @@ def decode_cursor(cursor: str) -> int:
         raise CursorError(f"bad cursor {cursor!r}") from None
 
 
-def incident_public(row: Incident) -> IncidentPublic:
+def incident_public(row: Incident | IncidentRow) -> IncidentPublic:
     return IncidentPublic(
         id=row.id,
         alert_id=row.alert_id,

@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.store.models import Incident
+from center_api.store.rollup import counts_statement, merge_counts
 from center_api.workflow import OPEN_STATUSES, Status
 
 UNIT_COLUMNS = {
@@ -45,14 +46,11 @@ class StatsReader:
     async def counts(
         self, by: str, since: datetime | None, until: datetime | None, scope: str | None
     ) -> list[dict[str, object]]:
-        col = UNIT_COLUMNS[by]
-        stmt = _window(select(col, Incident.kind, func.count()), since, until, scope).group_by(
-            col, Incident.kind
-        )
+        stmt = counts_statement(by, since, until, scope, UNIT_COLUMNS[by])
         async with self._sessions() as session:
             rows = (await session.execute(stmt)).all()
         out: dict[str | None, dict[str, object]] = {}
-        for unit, kind, n in rows:
+        for (unit, kind), n in merge_counts(by, rows).items():
             entry = out.setdefault(unit, {"unit": unit, "total": 0, "by_kind": {}})
             entry["by_kind"][kind] = n  # type: ignore[index]
             entry["total"] = int(entry["total"]) + n  # type: ignore[call-overload]
@@ -125,8 +123,15 @@ class StatsReader:
     async def cell_counts(
         self, since: datetime | None, until: datetime | None, scope: str | None, open_only: bool
     ) -> dict[str, int]:
-        stmt = _window(select(Incident.cell_id, func.count()), since, until, scope)
-        if open_only:
+        if open_only:  # open incidents are few: the (status, station_id) index finds them
+            stmt = _window(select(Incident.cell_id, func.count()), since, until, scope)
             stmt = stmt.where(Incident.status.in_([s.value for s in OPEN_STATUSES]))
+            async with self._sessions() as session:
+                return {c: n for c, n in (await session.execute(stmt.group_by(Incident.cell_id))).all()}
+        stmt = counts_statement("cell", since, until, scope, Incident.cell_id)
         async with self._sessions() as session:
-            return {c: n for c, n in (await session.execute(stmt.group_by(Incident.cell_id))).all()}
+            rows = (await session.execute(stmt)).all()
+        out: dict[str, int] = {}
+        for (cell, _kind), n in merge_counts("cell", rows).items():
+            out[str(cell)] = out.get(str(cell), 0) + n
+        return out
