@@ -8,7 +8,8 @@ server (GStreamer), and runs each reader in its own subprocess reading all S str
   pyav_all   PyAV decoding every frame
   gridwatch  IngestWorker sampling one frame per keyframe (sample_fps 0.5 on a 2 s GOP)
   floor      PyAV demux only, no decoding
-Each child measures its own CPU time (getrusage) over the measurement window, after the streams are open.
+Each child measures its own CPU time (getrusage) over the measurement window, which starts after the warmup
+and only once every one of its streams has delivered a frame (same streams, same window for every reader).
 Then GridWatch runs with growing stream counts in one worker; a count is sustained when every stream's
 newest sample stays younger than 3 s throughout the window. streams_per_core = streams / worker CPU cores used
 (the RTSP server runs on the same machine, so the worker's own CPU is the fair denominator).
@@ -89,11 +90,21 @@ def _run_threads(urls, read, frames, stop, warmup, seconds) -> dict[str, float]:
     for t in threads:
         t.start()
     time.sleep(warmup)
+    _wait_all_running(lambda: all(frames))
     c0, w0, f0 = cpu_seconds(), time.monotonic(), sum(frames)
     time.sleep(seconds)
     c1, w1, f1 = cpu_seconds(), time.monotonic(), sum(frames)
     stop.set()
     return {"cpu_s": c1 - c0, "wall_s": w1 - w0, "frames": f1 - f0, "streams": len(urls)}
+
+
+def _wait_all_running(running, limit: float = 60.0) -> None:  # noqa: ANN001
+    """Start the window only when every stream delivers (OpenCV opens its streams one after another)."""
+    deadline = time.monotonic() + limit
+    while not running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not running():
+        raise RuntimeError(f"not every stream delivered within {limit:.0f} s")
 
 
 def child_gridwatch(urls: list[str], warmup: float, seconds: float) -> dict[str, float]:
@@ -122,6 +133,7 @@ def child_gridwatch(urls: list[str], warmup: float, seconds: float) -> dict[str,
     worker = IngestWorker(config, StaticCameraSource(cams), Sink(), Alerts())
     worker.start()
     time.sleep(warmup)
+    _wait_all_running(lambda: len(last) == len(cams))
     c0, w0, n0 = cpu_seconds(), time.monotonic(), count[0]
     worst = 0.0
     while time.monotonic() - w0 < seconds:

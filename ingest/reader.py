@@ -292,6 +292,9 @@ class StreamReader:
             ctx.skip_frame = "NONKEY"
             ctx.thread_count = 1
             ctx.flags |= av.codec.context.Flags.low_delay
+            if self.config.keyframe_skip_loop_filter:
+                # No deblocking: ~9% less decode CPU; an intra frame has no later frame to drift into.
+                ctx.options = {"skip_loop_filter": "all"}
         else:
             threads = self.config.decode_threads or self.decode_threads()
             ctx.thread_type = "SLICE" if threads > 1 else "NONE"
@@ -318,7 +321,9 @@ class StreamReader:
 
     def _emit(self, frame: Any, t: float | None, key: bool) -> None:
         started = time.thread_time()
-        image = frame.to_ndarray(format="bgr24")
+        # one swscale pass on this thread: the default (threads=0) starts a pool of scaler threads for every
+        # sample, which costs more CPU in total than the ~0.7 ms conversion itself
+        image = frame.to_ndarray(format="bgr24", threads=1)
         self.decode_cpu_s += time.thread_time() - started
         self.width, self.height = int(image.shape[1]), int(image.shape[0])
         self.samples += 1

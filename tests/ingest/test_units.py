@@ -163,3 +163,40 @@ def test_config_bounds() -> None:
     with pytest.raises(ValueError):
         IngestConfig(worker_id="w", unknown=1)  # type: ignore[call-arg]
     assert IngestConfig(worker_id="w", heartbeat_s=2).worker_ttl_s == 3
+
+
+def test_keyframe_decoder_skips_deblocking_and_converts_on_one_thread(tmp_path) -> None:  # noqa: ANN001
+    import av
+
+    from contracts import Camera
+    from gridwatch.demo.clips import Scene, make_clip
+    from ingest.reader import StreamReader
+    from ingest.sampling import SamplingMode
+
+    clip = make_clip(tmp_path / "k.mp4", Scene(width=320, height=240, fps=10, seconds=1), gop_seconds=1.0)
+    frames: list[Frame] = []
+
+    class Listener:
+        def on_connected(self, reader) -> None: ...  # noqa: ANN001
+        def on_sample(self, reader, frame) -> None:  # noqa: ANN001
+            frames.append(frame)
+
+        def on_failure(self, reader, reason) -> None: ...  # noqa: ANN001
+        def on_reconnect(self, reader, delay) -> None: ...  # noqa: ANN001
+
+    camera = Camera(id="k", url="rtsp://127.0.0.1:9/k", sample_fps=1)
+    for skip in (True, False):
+        config = IngestConfig(worker_id="w", keyframe_skip_loop_filter=skip)
+        reader = StreamReader(camera, config, Listener(), threading.Semaphore(1))
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            decoder = reader._new_decoder(stream.codec_context, SamplingMode.keyframes)
+            assert (decoder.options.get("skip_loop_filter") == "all") is skip
+            key = next(p for p in container.demux(stream) if p.is_keyframe and p.size)
+            for frame in reader._decode(decoder, key):
+                reader._emit(frame, 0.0, True)
+    assert len(frames) == 2
+    assert all(f.image.shape == (240, 320, 3) and f.image.dtype == np.uint8 for f in frames)
+    # deblocking changes a compressed picture only slightly
+    diff = np.abs(frames[0].image.astype(np.int16) - frames[1].image.astype(np.int16)).mean()
+    assert diff < 4.0
