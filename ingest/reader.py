@@ -60,7 +60,13 @@ class SourceSpec:
 
 
 def source_spec(url: str, open_timeout_s: float, read_timeout_s: float) -> SourceSpec:
-    """RTSP over TCP by default; `rtsp+udp://`, `rtsp+http://` pick the transport; files play in real time."""
+    """RTSP over TCP by default; `rtsp+udp://`, `rtsp+http://` pick the transport; files play in real time.
+
+    The `timeout` option is FFmpeg's own socket timeout (µs): a read that gets no byte for that long fails
+    with an I/O error. It is what catches a silent socket while reading (PyAV's `timeout=` only bounds the
+    open, see `StreamReader._read_once`). It also applies during the open, so it is never shorter than the
+    open timeout: PyAV's open timeout fires first there, with its clearer reason.
+    """
     timeout_us = str(int(max(open_timeout_s, read_timeout_s) * 1_000_000))
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("rtsp", "rtsps", "rtsp+tcp", "rtsp+udp", "rtsp+http"):
@@ -176,17 +182,20 @@ class StreamReader:
                 if self._stop.is_set():
                     break
                 reason = "end of stream"
-            except av.error.ExitError:  # PyAV's timeout interrupted a blocking open or read
+            except av.error.ExitError:  # PyAV's timeout interrupted a blocking open
                 if self._stop.is_set():
                     break
                 if self.connected:
-                    reason = f"stalled: no data for {self._read_timeout():.0f} s"
+                    reason = f"stalled: no data for {self._idle():.0f} s"
                 else:
                     reason = f"open timed out after {self.config.open_timeout_s:.0f} s"
             except (av.error.FFmpegError, OSError, StreamFailure, ValueError, RuntimeError) as exc:
                 if self._stop.is_set():
                     break
                 reason = describe_error(exc, url)
+                if self.connected and not isinstance(exc, StreamFailure) and self._timed_out():
+                    # FFmpeg's socket timeout: the socket stayed open and silent (e.g. a frozen server)
+                    reason = f"stalled: no data for {self._idle():.0f} s ({reason})"
             finally:
                 self.connected = False
             self.listener.on_failure(self, reason)
@@ -199,17 +208,27 @@ class StreamReader:
                 break
 
     def _read_timeout(self) -> float:
-        # The stall watchdog: a read that waits longer than the stall timeout is interrupted.
+        """No video packet for this long while bytes still arrive (other streams) -> the reader gives up."""
         return min(self.config.read_timeout_s, self.config.stall_timeout_s)
 
+    def _idle(self) -> float:
+        return time.monotonic() - self.last_packet_at if self.last_packet_at is not None else 0.0
+
+    def _timed_out(self) -> bool:
+        # an I/O error after this long without a packet is FFmpeg's socket timeout, not a broken stream
+        return self._idle() >= 0.9 * min(self._read_timeout(), self.config.open_timeout_s)
+
     def _read_once(self, url: str) -> None:
-        spec = source_spec(url, self.config.open_timeout_s, self.config.read_timeout_s)
-        read_timeout = self._read_timeout()
+        spec = source_spec(url, self.config.open_timeout_s, self._read_timeout())
         with self.open_gate:  # worker-wide cap on streams opening at once
             if self._stop.is_set():
                 return
+            # PyAV's timeout only while opening. A read timeout there would make PyAV take the GIL and read
+            # the clock on each of FFmpeg's I/O interrupt checks (~2,400/s per RTSP/TCP stream); reads are
+            # bounded by FFmpeg's socket timeout instead (see `source_spec`) and by the video check in
+            # `_demux`.
             container = av.open(
-                spec.url, "r", options=spec.options, timeout=(self.config.open_timeout_s, read_timeout)
+                spec.url, "r", options=spec.options, timeout=(self.config.open_timeout_s, None)
             )
         try:
             self._demux(container, spec.paced)
@@ -237,12 +256,20 @@ class StreamReader:
         # raw elementary streams carry no timestamps: count packets at the stream's nominal rate instead
         nominal_rate = float(stream.average_rate or stream.guessed_rate or 25)
         count = 0
-        for packet in container.demux(stream):
+        index = stream.index
+        no_video_limit = self._read_timeout()
+        # Demux every stream: packets of other streams (audio) return control here, so a stream whose bytes
+        # keep coming but whose video stopped is caught (`demux(stream)` would loop inside PyAV).
+        for packet in container.demux():
             if self._stop.is_set():
                 return
             if packet.size == 0:  # a flush packet: the demuxer reached the end
                 continue
             now = time.monotonic()
+            if packet.stream_index != index:
+                if now - self.last_packet_at > no_video_limit:
+                    raise StreamFailure(f"stalled: no video for {now - self.last_packet_at:.0f} s")
+                continue
             self.last_packet_at = now
             ts = packet.pts if packet.pts is not None else packet.dts
             t = ts * tb if ts is not None and tb else None  # float, not Fraction: this runs for every packet

@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 from center_api.auth import issue_token
 from gridwatch.demo.clips import Scene, Walker, make_clip, quiet_scene
 from tests.support.paths import model_path
+from tests.support.redisdb import flushed_db
 from tests.support.rtsp import RtspServer, free_port
 from tests.support.stack import (
     Process,
@@ -29,7 +30,6 @@ from tests.support.stack import (
     api_json,
     gridwatch_args,
     intrusion_camera,
-    redis_client,
     wait_until,
     write_city,
 )
@@ -64,11 +64,8 @@ class FeedListener:
 
 @pytest.fixture
 def clean_redis():
-    client = redis_client(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_db(REDIS_URL) as client:
+        yield client
 
 
 def test_person_walking_into_zone_becomes_one_routed_incident(tmp_path: Path, clean_redis) -> None:

@@ -21,6 +21,7 @@ from center_api.app import create_app
 from center_api.auth import issue_token
 from center_api.settings import CenterSettings
 from contracts import Alert, AlertKind, GeoPoint, encode_alert_entry
+from tests.support.redisdb import flushed_db
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "demo"
@@ -35,15 +36,8 @@ XIADU_2 = (36.62, 101.785)  # c-xiadu-02, st-xiadu
 
 @pytest.fixture
 def redis_db() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_db(REDIS_URL) as client:
+        yield client
 
 
 def make_alert(point: tuple[float, float] | None = NANGUAN_1, **kw: object) -> Alert:

@@ -4,25 +4,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from gridwatch.demo.clips import Scene, make_clip
 from tests.support.paths import model_path
+from tests.support.redisdb import flushed_db
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is not running at {REDIS_URL}: {exc}")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_db(REDIS_URL):
+        yield REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -138,6 +138,8 @@ def test_stalled_server_is_caught_by_the_watchdog_and_recovers(
     wait_until(lambda: worker.health()["s1"].state is not CameraState.online, 30, "the watchdog to notice")
     assert "stall" in (worker.health()["s1"].reason or "")
     wait_until(lambda: worker.health()["s1"].state is CameraState.offline, 60, "offline while stopped")
+    # the reader itself gives up on the silent socket (FFmpeg's socket timeout) and reconnects
+    wait_until(lambda: worker.health()["s1"].reconnects >= 1, 60, "the reader to give up and reconnect")
     assert alerts.kinds("s1") == [AlertKind.camera_offline]
     server.cont_process()
     wait_until(lambda: worker.health()["s1"].state is CameraState.online, 90, "online after SIGCONT")

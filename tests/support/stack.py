@@ -15,21 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
 import yaml
 
 from tests.support.paths import REPO
 
 DEMO_CONFIG = REPO / "configs" / "demo"
-
-
-def redis_client(url: str) -> redis.Redis:
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"Redis is not reachable at {url} ({exc}); start it (CI's .ci/run does)") from None
-    return client
 
 
 def write_city(config_dir: Path, cameras: list[dict[str, Any]]) -> Path:
