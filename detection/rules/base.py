@@ -48,6 +48,13 @@ class RuleEvent:
     objects: Detections | None = None
     detail: str = ""
 
+    @classmethod
+    def of(
+        cls, config: Any, t: float, *, zone: str | None, objects: Detections | None = None, detail: str = ""
+    ) -> RuleEvent:
+        """An event of the rule configured by `config` (its kind, id and severity)."""
+        return cls(config.kind, config.id, config.severity, t, zone, objects, detail)
+
 
 class Rule(Protocol):
     id: str

@@ -45,11 +45,9 @@ class CrowdRule:
             self._fired = True
             self._last_alert = obs.t
             return [
-                RuleEvent(
-                    kind=cfg.kind,
-                    rule_id=cfg.id,
-                    severity=cfg.severity,
-                    t=obs.t,
+                RuleEvent.of(
+                    cfg,
+                    obs.t,
                     zone=cfg.zone,
                     objects=det.select(mask),
                     detail=f"{count} people in zone {cfg.zone} for {obs.t - self._since:.0f} s "

@@ -66,11 +66,9 @@ class ZoneIntrusionRule:
         what = "vehicle" if cfg.kind == "vehicle_restricted" else "object"
         names = ", ".join(sorted({objects.class_name(i) for i in range(len(objects))}))
         return [
-            RuleEvent(
-                kind=cfg.kind,
-                rule_id=cfg.id,
-                severity=cfg.severity,
-                t=obs.t,
+            RuleEvent.of(
+                cfg,
+                obs.t,
                 zone=cfg.zone,
                 objects=objects,
                 detail=f"{len(objects)} {what}(s) ({names}) in zone {cfg.zone}",

@@ -79,11 +79,9 @@ class LineCrossingRule:
             return []
         arrows = ", ".join(sorted(set(directions))).replace("_to_", "->").upper()
         return [
-            RuleEvent(
-                kind=cfg.kind,
-                rule_id=cfg.id,
-                severity=cfg.severity,
-                t=obs.t,
+            RuleEvent.of(
+                cfg,
+                obs.t,
                 zone=cfg.line,
                 objects=det.select(firing),
                 detail=f"{len(firing)} crossing(s) of line {cfg.line} {arrows}; "

@@ -49,11 +49,9 @@ class LoiteringRule:
         objects = det.select(firing)
         dwell = max(obs.t - self._stays[int(t)].since for t in objects.tracker_id)
         return [
-            RuleEvent(
-                kind=cfg.kind,
-                rule_id=cfg.id,
-                severity=cfg.severity,
-                t=obs.t,
+            RuleEvent.of(
+                cfg,
+                obs.t,
                 zone=cfg.zone,
                 objects=objects,
                 detail=f"{len(objects)} track(s) in zone {cfg.zone} for {dwell:.0f} s "
