@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from contracts import Camera, CameraConfigError
 from gridwatch.settings import GridwatchSettings, default_worker_id
 
 app = typer.Typer(help="GridWatch: city-scale video-surveillance monitoring backend.", no_args_is_help=True)
@@ -74,19 +75,23 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
     )
 
 
-def _check_cameras_file(path: Path) -> None:
-    """Refuse a bad camera file up front, with the file and camera named (not a traceback at start-up)."""
+def _load_cameras(path: Path) -> list[Camera]:
+    """Parse a camera file; errors name the file and the camera (`CameraConfigError`), never a traceback."""
     import yaml
 
-    from contracts import CameraConfigError, parse_cameras
+    from contracts import parse_cameras
 
-    if not path.exists():
-        return
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise CameraConfigError(f"{path}: not valid YAML: {exc}") from None
-    parse_cameras(data, str(path))
+    return parse_cameras(data, str(path))
+
+
+def _check_cameras_file(path: Path) -> None:
+    """Refuse a bad camera file up front, with the file and camera named (not a traceback at start-up)."""
+    if path.exists():
+        _load_cameras(path)
 
 
 @app.command()
@@ -100,7 +105,6 @@ def center(
 
     from center_api.app import create_app
     from center_api.grid import GridConfigError
-    from contracts import CameraConfigError
 
     settings = GridwatchSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +170,6 @@ def _run_worker(
 ) -> None:
     import redis
 
-    from contracts import CameraConfigError
     from detection.config import DetectionConfig
     from detection.pipeline import DetectionPipeline
     from detection.publisher import RedisAlertPublisher
@@ -283,6 +286,69 @@ def grid_validate(
     typer.echo(report.as_text())
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(min=0.1, help="Alerts per second")] = 5.0,
+    count: Annotated[int, typer.Option(min=1, help="How many alerts to send")] = 100,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same alerts)")] = None,
+    snapshots: Annotated[bool, typer.Option(help="Attach a drawn JPEG snapshot to each alert")] = True,
+) -> None:
+    """Push synthetic alerts from the configured city's cameras onto gw:alerts, as workers would."""
+    import redis
+
+    from gridwatch.simulate import simulate as run_simulation
+
+    settings = GridwatchSettings()
+    path = settings.config_dir / "cameras.yaml"
+    try:
+        cameras = _load_cameras(path)
+    except (CameraConfigError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    client = redis.Redis.from_url(settings.resolved_redis_url(), socket_timeout=5, socket_connect_timeout=5)
+
+    def progress(sent: int, elapsed: float) -> None:
+        if sent == count or sent % max(1, int(rate * 5)) == 0:
+            typer.echo(f"{sent}/{count} alerts sent ({sent / max(elapsed, 1e-6):.1f}/s)")
+
+    try:
+        run_simulation(
+            client, cameras, rate=rate, count=count, seed=seed, snapshots=snapshots, progress=progress
+        )
+    except redis.RedisError as exc:
+        raise _fail(f"cannot write to Redis at {settings.resolved_redis_url()}: {exc}") from None
+    finally:
+        client.close()
+
+
+@app.command()
+def plan(
+    cameras: Annotated[int, typer.Option(min=1, help="Cameras to watch")] = 8502,
+    sample_fps: Annotated[float, typer.Option(help="Samples per second per camera")] = 1.0,
+    active_fraction: Annotated[float, typer.Option(help="Fraction of cameras with activity at a time")] = 0.2,
+    inference_ms: Annotated[
+        float, typer.Option(help="CPU milliseconds per inference (bench/detect.py)")
+    ] = 140.0,
+    cores_per_host: Annotated[int, typer.Option(min=1, help="Cores of one worker host")] = 16,
+) -> None:
+    """Size the worker fleet: cores for reading streams and for detection, hosts and processes."""
+    from pydantic import ValidationError
+
+    from gridwatch.plan import PlanInput, describe
+    from gridwatch.plan import plan as make_plan
+
+    try:
+        spec = PlanInput(
+            cameras=cameras,
+            sample_fps=sample_fps,
+            active_fraction=active_fraction,
+            inference_cpu_s=inference_ms / 1000,
+            cores_per_host=cores_per_host,
+        )
+    except ValidationError as exc:
+        raise _fail(str(exc.errors()[0]["loc"][0]) + ": " + exc.errors()[0]["msg"]) from None
+    typer.echo(describe(spec, make_plan(spec)))
 
 
 def main() -> None:
