@@ -70,7 +70,8 @@ def child_pyav(urls: list[str], warmup: float, seconds: float, decode: bool) -> 
 
     def read(i: int, url: str) -> None:
         spec = source_spec(url, 10, 10)
-        with av.open(spec.url, options=spec.options, timeout=(10, 10)) as container:
+        # same reading set-up as GridWatch: PyAV's timeout only for the open, FFmpeg's socket timeout after
+        with av.open(spec.url, options=spec.options, timeout=(10, None)) as container:
             stream = container.streams.video[0]
             if decode:
                 stream.thread_type = "SLICE"

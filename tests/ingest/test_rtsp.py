@@ -146,6 +146,23 @@ def test_stalled_server_is_caught_by_the_watchdog_and_recovers(
     assert alerts.kinds("s1") == [AlertKind.camera_offline, AlertKind.camera_online]
 
 
+def test_a_stream_whose_video_stops_while_bytes_flow_is_caught(
+    sink: FakeSink, alerts: FakeAlerts, workers
+) -> None:
+    # Bytes keep arriving (audio), so FFmpeg's socket timeout never fires: the read loop's own check must.
+    server = BadServer("videostops")
+    try:
+        cam = Camera(id="v1", url=f"http://127.0.0.1:{server.port}/stream", sample_fps=1.0)
+        worker = workers(IngestWorker(config(), StaticCameraSource([cam]), sink, alerts))
+        wait_until(lambda: len(sink.of("v1")) >= 1, 60, "a sample while the video lasts")
+        wait_until(
+            lambda: "no video" in (worker.health()["v1"].last_error or ""), 60, "the reader to give up"
+        )
+        assert worker.health()["v1"].reconnects >= 1
+    finally:
+        server.close()
+
+
 def test_bad_sources_give_clear_reasons_and_never_hurt_the_others(
     tmp_path: Path, clips: dict[str, Path], rtsp_server, sink: FakeSink, alerts: FakeAlerts, workers
 ) -> None:
