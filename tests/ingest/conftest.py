@@ -12,6 +12,8 @@ import redis
 
 from contracts import Alert, AlertKind, Camera, Frame
 from gridwatch.demo.clips import Scene, Walker, loop_clip, make_clip
+from ingest.worker import IngestWorker
+from tests.support.redisdb import flushed_db
 from tests.support.rtsp import RtspServer
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -77,15 +79,8 @@ def alerts() -> FakeAlerts:
 
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_db(REDIS_URL) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +118,19 @@ def rtsp_server() -> Iterator[Callable[[dict[str, Path]], RtspServer]]:
 
 def reader_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith(("ingest-", "ingest_"))]
+
+
+@pytest.fixture
+def workers() -> Iterator[Callable[[IngestWorker], IngestWorker]]:
+    """Start workers through this; each is stopped at the end, and no reader thread may be left behind."""
+    started: list[IngestWorker] = []
+
+    def start(worker: IngestWorker) -> IngestWorker:
+        started.append(worker)
+        worker.start()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop(timeout=20)
+    assert reader_threads() == [], "reader threads leaked"

@@ -41,21 +41,6 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture
-def workers():
-    started: list[IngestWorker] = []
-
-    def start(worker: IngestWorker) -> IngestWorker:
-        started.append(worker)
-        worker.start()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop(timeout=20)
-    assert reader_threads() == [], "reader threads leaked"
-
-
 def test_frames_arrive_at_the_configured_rate_and_health_is_in_redis(
     clips: dict[str, Path],
     rtsp_server,

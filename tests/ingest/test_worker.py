@@ -12,7 +12,7 @@ from contracts import AlertKind, Camera, CameraState
 from ingest.cameras import StaticCameraSource, YamlCameraSource
 from ingest.config import IngestConfig
 from ingest.worker import IngestWorker
-from tests.ingest.conftest import FakeAlerts, FakeSink, reader_threads, wait_until
+from tests.ingest.conftest import FakeAlerts, FakeSink, wait_until
 
 
 def config(**kw: object) -> IngestConfig:
@@ -29,26 +29,11 @@ def config(**kw: object) -> IngestConfig:
     return IngestConfig(**base)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def started() -> object:
-    workers: list[IngestWorker] = []
-
-    def start(worker: IngestWorker) -> IngestWorker:
-        workers.append(worker)
-        worker.start()
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop(timeout=15)
-    assert reader_threads() == [], "reader threads leaked"
-
-
 def test_file_camera_is_sampled_at_the_configured_rate(
-    clips: dict[str, Path], sink: FakeSink, alerts: FakeAlerts, started
+    clips: dict[str, Path], sink: FakeSink, alerts: FakeAlerts, workers
 ) -> None:
     cam = Camera(id="c1", url=str(clips["loop"]), sample_fps=2.0)
-    worker = started(IngestWorker(config(), StaticCameraSource([cam]), sink, alerts))
+    worker = workers(IngestWorker(config(), StaticCameraSource([cam]), sink, alerts))
     assert sink.changes[0] == {"c1"}
     wait_until(lambda: len(sink.of("c1")) >= 12, 60, "12 samples")
     frames = sink.of("c1")[-10:]
@@ -66,11 +51,11 @@ def test_file_camera_is_sampled_at_the_configured_rate(
 
 
 def test_cameras_are_added_changed_and_removed_without_restart(
-    clips: dict[str, Path], sink: FakeSink, alerts: FakeAlerts, started
+    clips: dict[str, Path], sink: FakeSink, alerts: FakeAlerts, workers
 ) -> None:
     c1 = Camera(id="c1", url=str(clips["loop"]), sample_fps=1.0)
     source = StaticCameraSource([c1])
-    worker = started(IngestWorker(config(), source, sink, alerts))
+    worker = workers(IngestWorker(config(), source, sink, alerts))
     wait_until(lambda: sink.of("c1"), 60, "c1 samples")
     c2 = Camera(id="c2", url=str(clips["loop"]), sample_fps=1.0)
     source.replace([c1, c2])
@@ -86,12 +71,12 @@ def test_cameras_are_added_changed_and_removed_without_restart(
 
 
 def test_yaml_source_reloads_on_change(
-    tmp_path: Path, clips: dict[str, Path], sink: FakeSink, alerts: FakeAlerts, started
+    tmp_path: Path, clips: dict[str, Path], sink: FakeSink, alerts: FakeAlerts, workers
 ) -> None:
     path = tmp_path / "cameras.yaml"
     entry = {"id": "y1", "url": str(clips["loop"]), "sample_fps": 1.0}
     path.write_text(yaml.safe_dump({"cameras": [entry]}))
-    started(IngestWorker(config(), YamlCameraSource(path), sink, alerts))
+    workers(IngestWorker(config(), YamlCameraSource(path), sink, alerts))
     wait_until(lambda: sink.of("y1"), 60, "y1 samples")
     path.write_text(yaml.safe_dump({"cameras": [entry, {**entry, "id": "y2"}]}))
     wait_until(lambda: sink.of("y2"), 60, "y2 samples after editing the file")
@@ -101,11 +86,11 @@ def test_yaml_source_reloads_on_change(
 
 
 def test_missing_source_goes_offline_once_and_never_leaks_credentials(
-    tmp_path: Path, sink: FakeSink, alerts: FakeAlerts, started, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, sink: FakeSink, alerts: FakeAlerts, workers, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     cam = Camera(id="gone", url="rtsp://admin:hunter2@127.0.0.1:1/live", sample_fps=1.0, site_id="s1")
-    worker = started(IngestWorker(config(offline_after_s=1.0), StaticCameraSource([cam]), sink, alerts))
+    worker = workers(IngestWorker(config(offline_after_s=1.0), StaticCameraSource([cam]), sink, alerts))
     wait_until(lambda: alerts.kinds("gone"), 30, "an offline alert")
     wait_until(lambda: worker.health()["gone"].reconnects >= 3, 30, "three reconnects")
     assert alerts.kinds("gone") == [AlertKind.camera_offline]
