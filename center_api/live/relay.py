@@ -162,7 +162,7 @@ class LiveRelay:
             await pull.start()  # concurrent viewers of a new camera all wait on the same open
         except CameraOffline:
             self._forget(pull)
-            await pull.join()  # the failed open's thread is ending: let it, so nothing lingers after the error
+            await pull.join()  # the failed open's thread is ending: nothing may linger after the error
             raise
         return pull
 

@@ -185,6 +185,6 @@ async def test_camera_lost_mid_stream_ends_the_sessions(relay: LiveRelay, rtsp_c
         await until(lambda: len(viewer.frames) >= 5, 60, "frames")
         rtsp_camera.kill()
         await until(lambda: relay.session(session.id) is None, 30, "the session to end with the camera")
-        assert relay.status() == []
+        await until(lambda: relay.status() == [], 10, "the pull thread to finish")
     finally:
         await viewer.close()
