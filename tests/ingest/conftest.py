@@ -12,6 +12,7 @@ import redis
 
 from contracts import Alert, AlertKind, Camera, Frame
 from gridwatch.demo.clips import Scene, Walker, loop_clip, make_clip
+from ingest.config import IngestConfig
 from ingest.worker import IngestWorker
 from tests.support.redisdb import flushed_db
 from tests.support.rtsp import RtspServer
@@ -134,3 +135,16 @@ def workers() -> Iterator[Callable[[IngestWorker], IngestWorker]]:
     for worker in started:
         worker.stop(timeout=20)
     assert reader_threads() == [], "reader threads leaked"
+
+
+def make_config(**overrides: object) -> IngestConfig:
+    """An IngestConfig with test-speed timeouts and backoff; each test file adds its own overrides."""
+    fields: dict[str, object] = dict(
+        worker_id="w-test",
+        backoff_initial_s=0.2,
+        backoff_max_s=1.0,
+        open_timeout_s=5.0,
+        read_timeout_s=5.0,
+    )
+    fields.update(overrides)
+    return IngestConfig(**fields)  # type: ignore[arg-type]

@@ -17,24 +17,16 @@ from ingest.probe import ProbeError, probe
 from ingest.sampling import SamplingMode
 from ingest.worker import IngestWorker
 from tests.ingest.badsources import BadServer, free_port, resolution_change_stream
-from tests.ingest.conftest import FakeAlerts, FakeSink, reader_threads, wait_until
+from tests.ingest.conftest import FakeAlerts, FakeSink, make_config, reader_threads, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def config(**kw: object) -> IngestConfig:
-    base = dict(
-        worker_id="w-rtsp",
-        offline_after_s=3.0,
-        stall_timeout_s=3.0,
-        read_timeout_s=5.0,
-        open_timeout_s=5.0,
-        backoff_initial_s=0.2,
-        backoff_max_s=1.0,
-        health_interval_s=0.5,
+    fields: dict[str, object] = dict(
+        worker_id="w-rtsp", offline_after_s=3.0, stall_timeout_s=3.0, health_interval_s=0.5
     )
-    base.update(kw)
-    return IngestConfig(**base)  # type: ignore[arg-type]
+    return make_config(**{**fields, **kw})
 
 
 def open_fds() -> int:

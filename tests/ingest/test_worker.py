@@ -12,21 +12,11 @@ from contracts import AlertKind, Camera, CameraState
 from ingest.cameras import StaticCameraSource, YamlCameraSource
 from ingest.config import IngestConfig
 from ingest.worker import IngestWorker
-from tests.ingest.conftest import FakeAlerts, FakeSink, wait_until
+from tests.ingest.conftest import FakeAlerts, FakeSink, make_config, wait_until
 
 
 def config(**kw: object) -> IngestConfig:
-    base = dict(
-        worker_id="w-test",
-        offline_after_s=1.0,
-        backoff_initial_s=0.2,
-        backoff_max_s=1.0,
-        open_timeout_s=5,
-        read_timeout_s=5,
-        stall_timeout_s=5,
-    )
-    base.update(kw)
-    return IngestConfig(**base)  # type: ignore[arg-type]
+    return make_config(**{"offline_after_s": 1.0, "stall_timeout_s": 5.0, **kw})
 
 
 def test_file_camera_is_sampled_at_the_configured_rate(
