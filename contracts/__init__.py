@@ -20,7 +20,7 @@ from contracts.bus import (
     health_key,
 )
 from contracts.camera import Camera, CameraConfigError, SiteType, parse_cameras, redact_url
-from contracts.frames import AlertSink, Frame, FrameSink
+from contracts.frames import AlertSink, Frame, FrameSink, Picture
 from contracts.health import CameraState, StreamHealth
 from contracts.rules import IntrusionRuleConfig, RuleConfig
 
@@ -40,6 +40,7 @@ __all__ = [
     "Frame",
     "FrameSink",
     "GeoPoint",
+    "Picture",
     "IntrusionRuleConfig",
     "RuleConfig",
     "SiteType",

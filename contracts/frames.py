@@ -1,4 +1,5 @@
-"""`Frame`: one sampled picture handed from ingest to detection; the sinks that take frames and alerts."""
+"""`Frame`: one sampled picture handed from ingest to detection; `Picture`: one kept in the decoder's YUV;
+the sinks that take frames and alerts."""
 
 from __future__ import annotations
 
@@ -14,22 +15,59 @@ if TYPE_CHECKING:  # numpy is a runtime dependency of the producers, not of this
     from contracts.camera import Camera
 
 
+class Picture(Protocol):
+    """A decoded picture that is converted only when asked (ingest hands frames over in the decoder's YUV).
+
+    `bgr()` converts once and keeps the result; `grey(step)` reads luminance every `step` pixels straight from
+    the luma plane, with no colour conversion, or returns None where the picture has no luma plane.
+    """
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    def bgr(self) -> np.ndarray[Any, Any]: ...
+
+    def grey(self, step: int) -> np.ndarray[Any, Any] | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
+    """One sample. `picture` is a BGR array (HxWx3 uint8) or a `Picture` that converts on first use.
+
+    Most samples of a still camera are judged by the motion gate from luminance alone; keeping the decoder's
+    YUV until someone asks for colour saves the full-size conversion for every sample that is never inferred.
+    """
+
     camera_id: str
-    image: np.ndarray[Any, Any]  # BGR, HxWx3 uint8
+    picture: np.ndarray[Any, Any] | Picture
     captured_at: datetime  # UTC wall-clock time the frame was received
     seq: int  # per-camera sample counter
     pts: float | None = None  # stream presentation time, seconds
     keyframe: bool = False
 
     @property
+    def image(self) -> np.ndarray[Any, Any]:
+        """The picture as BGR, HxWx3 uint8 (converted on first use when it came from a decoder)."""
+        bgr = getattr(self.picture, "bgr", None)
+        return bgr() if bgr is not None else self.picture  # type: ignore[return-value]
+
+    def grey(self, step: int) -> np.ndarray[Any, Any] | None:
+        """Luminance every `step` pixels without a colour conversion, or None for a BGR array."""
+        grey = getattr(self.picture, "grey", None)
+        return grey(step) if grey is not None else None
+
+    @property
     def width(self) -> int:
-        return int(self.image.shape[1])
+        picture = self.picture
+        return int(picture.width) if hasattr(picture, "bgr") else int(picture.shape[1])  # type: ignore[union-attr]
 
     @property
     def height(self) -> int:
-        return int(self.image.shape[0])
+        picture = self.picture
+        return int(picture.height) if hasattr(picture, "bgr") else int(picture.shape[0])  # type: ignore[union-attr]
 
 
 class FrameSink(Protocol):

@@ -1,8 +1,9 @@
 """Motion gating: a cheap estimate on a small grey frame decides whether a sample is worth an inference.
 
-Per camera: the sample is shrunk by slicing (no full-size colour conversion), blurred and differenced
-against the previous sample; masked-out areas (a tree, a road sign with a screen) are ignored. The gate also
-yields the frame's image statistics, which the tamper rule reads, so one small grey frame serves both.
+Per camera: the sample is shrunk by slicing its luma plane (no colour conversion at all), blurred and
+differenced against the previous sample; masked-out areas (a tree, a road sign with a screen) are ignored.
+The gate also yields the frame's image statistics, which the tamper rule reads, so one small grey frame
+serves both.
 """
 
 from __future__ import annotations
@@ -14,15 +15,24 @@ from typing import Any
 import cv2
 import numpy as np
 
+from contracts import Frame
 from detection.config import MotionConfig
 from detection.rules.base import FrameStats
 
 EDGE_MAP = (32, 18)  # width, height of the edge map the tamper rule compares
 
 
-def small_grey(image: np.ndarray[Any, Any], width: int) -> np.ndarray[Any, Any]:
-    step = max(1, image.shape[1] // width)
-    small = np.ascontiguousarray(image[::step, ::step])
+def small_grey(source: Frame | np.ndarray[Any, Any], width: int) -> np.ndarray[Any, Any]:
+    """Grey at about `width` pixels wide, by slicing: from a frame's luma plane when it has one (no colour
+    conversion at all), else from a BGR array."""
+    if isinstance(source, Frame):
+        step = max(1, source.width // width)
+        grey = source.grey(step)
+        if grey is not None:
+            return grey
+        source = source.image
+    step = max(1, source.shape[1] // width)
+    small = np.ascontiguousarray(source[::step, ::step])
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 
@@ -66,7 +76,7 @@ class MotionGate:
         self._last_infer: float | None = None
         self._hangover = 0
 
-    def decide(self, image: np.ndarray[Any, Any], t: float, tracks_alive: bool) -> GateDecision:
+    def decide(self, image: Frame | np.ndarray[Any, Any], t: float, tracks_alive: bool) -> GateDecision:
         cfg = self.config
         grey = small_grey(image, cfg.width)
         stats = frame_stats(grey)

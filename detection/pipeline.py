@@ -152,7 +152,7 @@ class DetectionPipeline:
                 continue
             t = frame.captured_at.timestamp()
             alive = state.tracker.alive if state.tracker is not None else len(state.last) > 0
-            decision = state.gate.decide(frame.image, t, alive)
+            decision = state.gate.decide(frame, t, alive)  # luma only: no BGR yet
             reasons = self.counts.gate_reasons
             reasons[decision.reason] = reasons.get(decision.reason, 0) + 1
             work.append((frame, state, decision, t, alive))

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import av
 import av.error
+import numpy as np
 
 from contracts import Camera, Frame, redact_url
 from ingest.config import IngestConfig
@@ -347,23 +348,60 @@ class StreamReader:
         return frames
 
     def _emit(self, frame: Any, t: float | None, key: bool) -> None:
-        started = time.thread_time()
-        # one swscale pass on this thread: the default (threads=0) starts a pool of scaler threads for every
-        # sample, which costs more CPU in total than the ~0.7 ms conversion itself
-        image = frame.to_ndarray(format="bgr24", threads=1)
-        self.decode_cpu_s += time.thread_time() - started
-        self.width, self.height = int(image.shape[1]), int(image.shape[0])
+        picture = DecodedPicture(frame)
+        self.width, self.height = picture.width, picture.height
         self.samples += 1
         self.stats.sample(time.monotonic())
         sample = Frame(
             camera_id=self.camera.id,
-            image=image,
+            picture=picture,
             captured_at=datetime.now(UTC),
             seq=self.samples,
             pts=t,
             keyframe=key or bool(getattr(frame, "key_frame", False)),
         )
         self.listener.on_sample(self, sample)
+
+
+# Luma planes read in place by `DecodedPicture.grey` (the first plane is Y at full resolution).
+_LUMA_FORMATS = frozenset(
+    ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray")
+)
+# Limited ("TV", 16-235) luma to full range, so grey levels match a BGR->grey conversion of the same picture.
+_TV_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+
+
+class DecodedPicture:
+    """A decoded frame kept in the decoder's YUV (a `contracts.Picture`).
+
+    BGR is made on first use, on the caller's thread, by one swscale pass (~0.7 ms at 1080p): the motion gate
+    needs only luminance, so a sample that is never inferred is never converted. The frame holds its own
+    reference to the decoder's buffer, so it stays valid after the decoder moves on or closes.
+    """
+
+    __slots__ = ("_bgr", "_frame", "height", "width")
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+        self._bgr: np.ndarray[Any, Any] | None = None
+        self.width = int(frame.width)
+        self.height = int(frame.height)
+
+    def bgr(self) -> np.ndarray[Any, Any]:
+        if self._bgr is None:
+            # threads=1: the default starts a pool of scaler threads per call, dearer than the conversion
+            self._bgr = self._frame.to_ndarray(format="bgr24", threads=1)
+        return self._bgr
+
+    def grey(self, step: int) -> np.ndarray[Any, Any] | None:
+        frame = self._frame
+        if frame.format.name not in _LUMA_FORMATS:
+            return None
+        plane = frame.planes[0]
+        luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: self.height, : self.width]
+        small = np.ascontiguousarray(luma[:: max(1, step), :: max(1, step)])
+        full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2  # 2: AVCOL_RANGE_JPEG
+        return small if full_range or frame.format.name == "gray" else _TV_TO_FULL[small]
 
 
 def cpu_count() -> int:

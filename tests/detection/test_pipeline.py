@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import cv2
 import numpy as np
 import yaml
 
@@ -88,6 +89,35 @@ def test_still_cameras_are_gated_and_rules_still_see_time() -> None:
     for step in range(10, 13):
         p.process([Frame("s", black, T0 + timedelta(seconds=step), step)])
     assert [a.kind for a, _ in sink.alerts] == ["tamper"]
+
+
+class CountingPicture:
+    """A `contracts.Picture` over a BGR array that counts colour conversions (ingest's keeps YUV)."""
+
+    def __init__(self, bgr: np.ndarray, conversions: list[int]) -> None:
+        self._bgr, self.conversions = bgr, conversions
+        self.height, self.width = bgr.shape[:2]
+
+    def bgr(self) -> np.ndarray:
+        self.conversions.append(1)
+        return self._bgr
+
+    def grey(self, step: int) -> np.ndarray:
+        return cv2.cvtColor(np.ascontiguousarray(self._bgr[::step, ::step]), cv2.COLOR_BGR2GRAY)
+
+
+def test_gated_samples_are_never_converted_to_colour() -> None:
+    p, det, sink = pipeline()
+    p.cameras_changed({"s": make_camera("s", [RIGHT])})
+    conversions: list[int] = []
+    still = image(0)
+    for step in range(10):
+        p.process([Frame("s", CountingPicture(still, conversions), T0 + timedelta(seconds=step), step)])
+    assert sum(det.calls) == 1 and p.counts.gated == 9
+    assert len(conversions) == 1  # only the one sample that reached the detector was made BGR
+    moved = CountingPicture(image(80), conversions)
+    p.process([Frame("s", moved, T0 + timedelta(seconds=10), 10)])
+    assert sum(det.calls) == 2 and len(conversions) == 2
 
 
 def test_threaded_submit_unknown_cameras_and_stop() -> None:

@@ -200,3 +200,40 @@ def test_keyframe_decoder_skips_deblocking_and_converts_on_one_thread(tmp_path) 
     # deblocking changes a compressed picture only slightly
     diff = np.abs(frames[0].image.astype(np.int16) - frames[1].image.astype(np.int16)).mean()
     assert diff < 4.0
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p"])
+def test_decoded_picture_reads_luma_in_place_and_converts_colour_once(pix_fmt: str) -> None:
+    import cv2
+
+    from gridwatch.demo.clips import Scene, Walker, background, render
+    from ingest.reader import DecodedPicture
+
+    scene = Scene(width=320, height=180, walkers=(Walker(path=((0.0, 0.5, 0.9),)),))
+    bgr = render(scene, 0.0, background(320, 180), np.random.default_rng(1))
+    yuv = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format=pix_fmt)
+    picture = DecodedPicture(yuv)
+    assert (picture.width, picture.height) == (320, 180)
+    for step in (1, 2, 6):
+        grey = picture.grey(step)
+        expected = cv2.cvtColor(np.ascontiguousarray(bgr[::step, ::step]), cv2.COLOR_BGR2GRAY)
+        assert grey is not None and grey.shape == expected.shape and grey.dtype == np.uint8
+        # limited-range luma is stretched to full range, so grey levels match a BGR->grey conversion
+        assert np.abs(grey.astype(np.int16) - expected.astype(np.int16)).mean() < 2.0
+    assert picture._bgr is None  # luminance alone never converts the picture
+    first = picture.bgr()
+    assert first.shape == (180, 320, 3) and picture.bgr() is first
+    assert np.abs(first.astype(np.int16) - bgr.astype(np.int16)).mean() < 3.0
+    frame = Frame("k", picture, datetime.now(UTC), 1)
+    assert frame.image is first and (frame.width, frame.height) == (320, 180)
+
+
+def test_a_picture_without_a_luma_plane_falls_back_to_colour() -> None:
+    from detection.motion import small_grey
+    from ingest.reader import DecodedPicture
+
+    rgb = av.VideoFrame.from_ndarray(np.full((60, 80, 3), (10, 200, 30), np.uint8), format="rgb24")
+    picture = DecodedPicture(rgb)
+    assert picture.grey(2) is None
+    grey = small_grey(Frame("k", picture, datetime.now(UTC), 1), 40)
+    assert grey.shape == (30, 40) and 120 < int(grey.mean()) < 140  # 0.299*10 + 0.587*200 + 0.114*30 ~ 124
