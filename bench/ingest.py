@@ -1,6 +1,6 @@
-"""Ingest CPU benchmark: CPU-seconds per stream-second of four ways to read RTSP, side by side, plus capacity.
+"""Ingest CPU benchmark: CPU-seconds per stream-second of five ways to read RTSP, side by side, plus capacity.
 
-    .venv/bin/python bench/ingest.py [--streams 4] [--seconds 20] [--rounds 3] [--capacity 8,16,32,48]
+    .venv/bin/python bench/ingest.py [--streams 4] [--seconds 20] [--rounds 3] [--capacity 16,32,64,...]
 
 Serves S looped 1080p25 H.264 clips (keyframe every 2 s, ~4 Mbit/s, made by `make_clip`) from the real RTSP
 server (GStreamer), and runs each reader in its own subprocess reading all S streams on threads:
@@ -232,7 +232,9 @@ def main() -> int:
         "--rounds", type=int, default=3, help="interleaved rounds of the readers (median shown)"
     )
     parser.add_argument(
-        "--capacity", default="8,16,32,48", help="stream counts to try for GridWatch capacity"
+        "--capacity",
+        default="16,32,64,96,128,160",
+        help="stream counts to try for GridWatch capacity (stops at the first that is too slow)",
     )
     parser.add_argument("--child")
     parser.add_argument("--urls")

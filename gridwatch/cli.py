@@ -330,6 +330,9 @@ def plan(
     inference_ms: Annotated[
         float, typer.Option(help="CPU milliseconds per inference (bench/detect.py)")
     ] = 140.0,
+    decode_ms: Annotated[
+        float, typer.Option(help="CPU milliseconds to decode one sampled keyframe (1080p ~18, 720p ~10)")
+    ] = 18.0,
     cores_per_host: Annotated[int, typer.Option(min=1, help="Cores of one worker host")] = 16,
 ) -> None:
     """Size the worker fleet: cores for reading streams and for detection, hosts and processes."""
@@ -344,6 +347,7 @@ def plan(
             sample_fps=sample_fps,
             active_fraction=active_fraction,
             inference_cpu_s=inference_ms / 1000,
+            keyframe_decode_cpu_s=decode_ms / 1000,
             cores_per_host=cores_per_host,
         )
     except ValidationError as exc:

@@ -1,9 +1,12 @@
 """`gridwatch plan`: size a deployment from the per-camera costs the benchmarks measure.
 
 Defaults come from this project's benchmarks on a 2-core x86 machine (bench/ingest.py, bench/detect.py):
-reading a 1080p25 stream keyframes-only costs ~1.75% of a core; one YOLOv8n inference at 640 costs ~140 ms
-of CPU; with motion gating, still cameras send ~3% of their samples to the detector and active ones all.
-Measure your own cameras and model and pass the figures in.
+demuxing a 1080p25 4 Mbit/s stream costs ~0.35% of a core and decoding one sampled 1080p keyframe ~18 ms of
+CPU, so a stream costs 0.35% + sample_fps x 1.8% (~1.25% at 0.5 samples/s); one YOLOv8n inference at 640
+costs ~140 ms of CPU; with motion gating, still cameras send ~3% of their samples to the detector and active
+ones all. This assumes keyframe sampling (the cameras' keyframe interval at most 1 / sample_fps): a camera
+sampled faster than its keyframes is decoded whole, ~10-25% of a core. Measure your own cameras and model
+and pass the figures in.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ class PlanInput(BaseModel):
     sample_fps: float = Field(default=1.0, gt=0, le=30, description="Samples per second per camera")
     active_fraction: float = Field(default=0.2, ge=0, le=1, description="Cameras with activity at a time")
     still_inference_fraction: float = Field(default=0.03, ge=0, le=1, description="Still samples detected")
-    decode_core_per_stream: float = Field(default=0.0175, gt=0, description="Cores to read one stream")
+    demux_core_per_stream: float = Field(default=0.0035, ge=0, description="Cores to demux one stream")
+    keyframe_decode_cpu_s: float = Field(default=0.018, gt=0, description="CPU seconds to decode one sample")
     inference_cpu_s: float = Field(default=0.14, gt=0, description="CPU seconds per inference")
     cores_per_host: int = Field(default=16, ge=1, description="Cores of one worker host")
     headroom: float = Field(default=0.3, ge=0, lt=1, description="Fraction of each host kept free")
@@ -36,8 +40,13 @@ class Plan(BaseModel):
     processes_per_host: int
 
 
+def read_cores_per_stream(spec: PlanInput) -> float:
+    """Demux every packet, decode one keyframe per sample."""
+    return spec.demux_core_per_stream + spec.sample_fps * spec.keyframe_decode_cpu_s
+
+
 def plan(spec: PlanInput) -> Plan:
-    decode = spec.cameras * spec.decode_core_per_stream
+    decode = spec.cameras * read_cores_per_stream(spec)
     samples = spec.cameras * spec.sample_fps
     detected_fraction = spec.active_fraction + (1 - spec.active_fraction) * spec.still_inference_fraction
     inferences = samples * detected_fraction
@@ -57,7 +66,10 @@ def plan(spec: PlanInput) -> Plan:
 
 
 def describe(spec: PlanInput, result: Plan) -> str:
-    decode_each = f"{spec.decode_core_per_stream:.2%} each"
+    decode_each = (
+        f"{read_cores_per_stream(spec):.2%} each: demux {spec.demux_core_per_stream:.2%} + "
+        f"{spec.sample_fps:g}/s x {spec.keyframe_decode_cpu_s * 1000:.0f} ms keyframe decode"
+    )
     detect_each = f"{result.inferences_per_s:.0f} inferences/s at {spec.inference_cpu_s * 1000:.0f} ms CPU"
     return "\n".join(
         [

@@ -19,10 +19,11 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 @pytest.mark.parametrize(
     ("spec", "cores", "hosts"),
     [
-        # 100 cameras, 1/s, 20% active: 1.75 cores decode + (100 * (0.2 + 0.8 * 0.03)) * 0.14 = 3.136 detect
-        (PlanInput(cameras=100), 4.9, 1),
-        # Everything still: only the gated 3% reach the detector.
-        (PlanInput(cameras=1000, active_fraction=0.0), 17.5 + 1000 * 0.03 * 0.14, 2),
+        # 100 cameras, 1/s, 20% active: 100 * (0.0035 + 1 * 0.018) = 2.15 cores to read
+        # + (100 * (0.2 + 0.8 * 0.03)) * 0.14 = 3.136 to detect
+        (PlanInput(cameras=100), 5.3, 1),
+        # Everything still: only the gated 3% reach the detector; 0.5 samples/s halves the keyframe decodes.
+        (PlanInput(cameras=1000, active_fraction=0.0, sample_fps=0.5), 12.5 + 500 * 0.03 * 0.14, 2),
         (PlanInput(cameras=8502, cores_per_host=16, headroom=0.5), None, None),
     ],
 )
