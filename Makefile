@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml scripts/bootstrap-venv.sh
 
 lint: bootstrap
 	$(VENV)/bin/ruff check contracts ingest detection center_api gridwatch tests bench
+	$(VENV)/bin/mypy contracts ingest detection center_api gridwatch
 
 bench: bootstrap
 	$(VENV)/bin/python bench/ingest.py

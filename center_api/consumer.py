@@ -13,12 +13,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from center_api.metrics import CenterMetrics
@@ -31,6 +33,9 @@ from contracts.bus import ALERTS_STREAM, CENTER_GROUP, DEAD_STREAM, decode_alert
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+# XREADGROUP's reply over RESP2, our clients' protocol: [(stream, [(entry_id, fields), ...]), ...]. redis-py
+# types it as the union of its RESP2 and RESP3 shapes.
+StreamsReply = list[tuple[bytes, list[Entry]]]
 EventSink = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 DEAD_MAXLEN = 100_000
 
@@ -103,16 +108,22 @@ class AlertConsumer:
             self._next_claim = now + self._claim_every_s
             handled += await self.claim_idle()
         if self._recover:
-            reply = await self._redis.xreadgroup(
-                CENTER_GROUP, self.consumer, {ALERTS_STREAM: "0"}, count=self._batch
+            reply = cast(
+                StreamsReply,
+                await self._redis.xreadgroup(
+                    CENTER_GROUP, self.consumer, {ALERTS_STREAM: "0"}, count=self._batch
+                ),
             )
             entries = reply[0][1] if reply else []
             if not entries:
                 self._recover = False
             handled += await self.handle(entries)
             return handled
-        reply = await self._redis.xreadgroup(
-            CENTER_GROUP, self.consumer, {ALERTS_STREAM: ">"}, count=self._batch, block=self._block_ms
+        reply = cast(
+            StreamsReply,
+            await self._redis.xreadgroup(
+                CENTER_GROUP, self.consumer, {ALERTS_STREAM: ">"}, count=self._batch, block=self._block_ms
+            ),
         )
         for _stream, entries in reply or []:
             handled += await self.handle(entries)
@@ -209,7 +220,10 @@ class AlertConsumer:
                         if k not in (b"reason", b"entry_id")
                     }
                 )
-                pipe.xadd(DEAD_STREAM, entry, maxlen=DEAD_MAXLEN, approximate=True)
+                # redis-py wants an invariant dict[FieldT, EncodableT]; dict[bytes, bytes] is one at run time
+                pipe.xadd(
+                    DEAD_STREAM, cast(dict[FieldT, EncodableT], entry), maxlen=DEAD_MAXLEN, approximate=True
+                )
                 log.warning("entry %s sent to %s: %s", entry_id, DEAD_STREAM, reason)
             await pipe.execute()
         self._metrics.alerts_dead.inc(len(dead))

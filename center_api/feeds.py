@@ -14,6 +14,8 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Final, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,9 +24,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from center_api.metrics import CenterMetrics
 from contracts.bus import channel_db, feed_channel
 
+if TYPE_CHECKING:
+    from center_api.store.incidents import StoredEvent
+
 log = logging.getLogger(__name__)
 
-DROPPED = object()  # sentinel a dropped client receives last
+
+class _Dropped(Enum):
+    DROPPED = "dropped"
+
+
+DROPPED: Final = _Dropped.DROPPED  # sentinel a dropped client receives last (an enum member, so it types)
+FeedItem = tuple[int, str] | Literal[_Dropped.DROPPED]  # (event_id, JSON) or DROPPED
 
 
 class FeedClient:
@@ -33,7 +44,7 @@ class FeedClient:
     def __init__(self, station_scope: str | None, maxsize: int, transport: str) -> None:
         self.station_scope = station_scope
         self.transport = transport
-        self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=maxsize)
+        self.queue: asyncio.Queue[FeedItem] = asyncio.Queue(maxsize=maxsize)
         self.dropped = False
 
     def offer(self, item: tuple[int, str]) -> bool:
@@ -49,7 +60,7 @@ class FeedClient:
             self.queue.put_nowait(DROPPED)
             return False
 
-    async def get(self) -> object:
+    async def get(self) -> FeedItem:
         return await self.queue.get()
 
 
@@ -155,7 +166,7 @@ def feed_json(event: str, event_id: int | None, incident_json: str) -> str:
     return f'{head},"incident":{incident_json}}}'
 
 
-async def publish_events(hub: FeedHub | None, events: Sequence[object]) -> None:
+async def publish_events(hub: FeedHub | None, events: Sequence[StoredEvent]) -> None:
     """Serialise each committed `StoredEvent` once and publish it on its station's channel."""
     from center_api.store.queries import incident_public
 
@@ -168,6 +179,6 @@ async def publish_events(hub: FeedHub | None, events: Sequence[object]) -> None:
                 e.event_id,
                 feed_json(e.event, e.event_id, incident_public(e.incident).model_dump_json()),
             )
-            for e in events  # type: ignore[attr-defined]
+            for e in events
         ]
     )

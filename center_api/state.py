@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 from redis.asyncio import Redis
@@ -19,6 +19,9 @@ from center_api.settings import CenterSettings
 from center_api.snapshots import SnapshotStore
 from center_api.store.incidents import IncidentWriter
 from center_api.store.queries import IncidentReader
+
+if TYPE_CHECKING:
+    from center_api.cameras.registry import CameraRegistry
 
 
 @dataclass
@@ -35,13 +38,13 @@ class CenterState:
     redis: Redis | None = None
     hub: FeedHub | None = None
     snapshots: SnapshotStore | None = None
-    cameras: object | None = None  # center_api.cameras.registry.CameraRegistry
+    cameras: CameraRegistry | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
 
 
 def get_state(conn: HTTPConnection) -> CenterState:
-    return conn.app.state.center  # type: ignore[no-any-return]
+    return conn.app.state.center
 
 
 StateDep = Annotated[CenterState, Depends(get_state)]

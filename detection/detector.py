@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from detection.types import Detections
+
+if TYPE_CHECKING:
+    import torch
+    from ultralytics.engine.results import Results
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +63,37 @@ class UltralyticsDetector:
     def detect(self, images: Sequence[np.ndarray[Any, Any]]) -> list[Detections]:
         if not images:
             return []
-        results = self._model.predict(
-            list(images),
-            imgsz=self.imgsz,
-            device=self.device,
-            conf=self.conf,
-            classes=self._class_ids,
-            verbose=False,
+        # Not streaming and not embedding, `predict` returns one `Results` per image (typed as a union with
+        # generators and raw tensors for those other modes).
+        results = cast(
+            "list[Results]",
+            self._model.predict(
+                list(images),
+                imgsz=self.imgsz,
+                device=self.device,
+                conf=self.conf,
+                classes=self._class_ids,
+                verbose=False,
+            ),
         )
         out: list[Detections] = []
         for result in results:
             boxes = result.boxes
+            assert boxes is not None  # a detect model's result always has boxes (maybe none of them)
             h, w = result.orig_shape
-            xyxy = boxes.xyxy.cpu().numpy().astype(np.float32).reshape(-1, 4)
+            xyxy = _numpy(boxes.xyxy).astype(np.float32).reshape(-1, 4)
             xyxy /= np.array([w, h, w, h], np.float32)
             out.append(
                 Detections(
                     xyxy.clip(0, 1),
-                    boxes.conf.cpu().numpy().astype(np.float32),
-                    boxes.cls.cpu().numpy().astype(np.int64),
+                    _numpy(boxes.conf).astype(np.float32),
+                    _numpy(boxes.cls).astype(np.int64),
                     self.names,
                 )
             )
         return out
+
+
+def _numpy(values: torch.Tensor | np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A box field as a NumPy array (Ultralytics holds predictions as tensors, possibly on the GPU)."""
+    return values if isinstance(values, np.ndarray) else values.cpu().numpy()

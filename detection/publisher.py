@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.typing import EncodableT
 
 from contracts.alerts import Alert
 from contracts.bus import ALERTS_MAXLEN, ALERTS_STREAM
@@ -129,7 +130,7 @@ class RedisAlertPublisher:
     # --- sender ----------------------------------------------------------------------------------------
     def _xadd(self, alert_json: bytes, snapshot: bytes | None) -> bool:
         alert_id = json.loads(alert_json)["id"]
-        args: list[object] = [self.dedupe_ttl_s, self.maxlen, "alert", alert_json]
+        args: list[EncodableT] = [self.dedupe_ttl_s, self.maxlen, "alert", alert_json]
         if snapshot:
             args += ["snapshot", snapshot]
         result = self._script(keys=[self.stream, f"{SENT_PREFIX}{alert_id}"], args=args)

@@ -71,7 +71,8 @@ class Detections:
     def area(self) -> FloatArray:
         return (self.xyxy[:, 2] - self.xyxy[:, 0]).clip(0) * (self.xyxy[:, 3] - self.xyxy[:, 1]).clip(0)
 
-    def select(self, mask: np.ndarray[Any, Any]) -> Detections:
+    def select(self, mask: np.ndarray[Any, Any] | Sequence[int]) -> Detections:
+        """The objects picked by a boolean mask or by a sequence of indices."""
         return Detections(
             self.xyxy[mask], self.confidence[mask], self.class_id[mask], self.names, self.tracker_id[mask]
         )

@@ -63,6 +63,8 @@ def up(
 
 
 def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
+    from pydantic import SecretStr
+
     from center_api.settings import CenterSettings
 
     return CenterSettings(
@@ -70,7 +72,7 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
         database_url=settings.resolved_database_url(),
         config_dir=settings.config_dir,
         data_dir=settings.data_dir,
-        jwt_secret=settings.resolved_jwt_secret(),
+        jwt_secret=SecretStr(settings.resolved_jwt_secret()),
         consumer_name=default_worker_id(),
     )
 

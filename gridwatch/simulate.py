@@ -11,10 +11,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import cv2
 import numpy as np
 import redis
+from redis.typing import EncodableT, FieldT
 
 from contracts import ALERTS_STREAM, Alert, AlertKind, Camera, DetectedObject, encode_alert_entry
 from contracts.bus import ALERTS_MAXLEN
@@ -89,9 +91,9 @@ def simulate(
                 for _ in range(due - sent):
                     alert = make_alert(rng.choice(cameras), rng, "simulator")
                     jpeg = snapshot(rng, alert.objects[0].box, alert.kind.value) if snapshots else None
-                    pipe.xadd(
-                        ALERTS_STREAM, encode_alert_entry(alert, jpeg), maxlen=ALERTS_MAXLEN, approximate=True
-                    )
+                    # redis-py types fields as an invariant dict[FieldT, EncodableT]; dict[str, bytes] fits
+                    fields = cast(dict[FieldT, EncodableT], encode_alert_entry(alert, jpeg))
+                    pipe.xadd(ALERTS_STREAM, fields, maxlen=ALERTS_MAXLEN, approximate=True)
                 pipe.execute()
             sent = due
             if progress is not None:

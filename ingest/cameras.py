@@ -172,5 +172,5 @@ def publish_cameras(redis_client: redis.Redis, cameras: list[Camera], replace: b
     for camera in cameras:
         pipe.hset(CAMERAS_KEY, camera.id, camera.model_dump_json())
     pipe.execute()
-    for camera in cameras or [None]:
-        redis_client.publish(cameras_channel(channel_db(redis_client)), camera.id if camera else "*")
+    for camera_id in [camera.id for camera in cameras] or ["*"]:  # none given: still announce, as "*"
+        redis_client.publish(cameras_channel(channel_db(redis_client)), camera_id)

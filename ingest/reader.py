@@ -400,7 +400,8 @@ class DecodedPicture:
         plane = frame.planes[0]
         luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: self.height, : self.width]
         small = np.ascontiguousarray(luma[:: max(1, step), :: max(1, step)])
-        full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2  # 2: AVCOL_RANGE_JPEG
+        # yuvj* formats, or color_range 2 (AVCOL_RANGE_JPEG), are full range already
+        full_range = frame.format.name.startswith("yuvj") or getattr(frame, "color_range", 0) == 2
         return small if full_range or frame.format.name == "gray" else _TV_TO_FULL[small]
 
 

@@ -65,7 +65,7 @@ async def feed_ws(websocket: WebSocket, station: str | None = None) -> None:
             if item is DROPPED:
                 await websocket.close(code=WS_TRY_AGAIN_LATER, reason="too slow; re-sync from the REST API")
                 return
-            await websocket.send_text(item[1])  # type: ignore[index]
+            await websocket.send_text(item[1])
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
@@ -141,7 +141,7 @@ async def _sse(state: CenterState, client: FeedClient, resume: int | None) -> As
                 continue
             if item is DROPPED:
                 return
-            event_id, text = item  # type: ignore[misc]
+            event_id, text = item
             if event_id <= last:
                 continue  # already sent by the replay
             yield f"id: {event_id}\ndata: {text}\n\n"

@@ -27,7 +27,7 @@ def _camera(raw: dict[str, Any]) -> Camera:
     if (lat is None) != (lon is None):
         raise ValueError("give both lat and lon, or neither")
     if lat is not None:
-        data["location"] = {"lat": float(lat), "lon": float(lon)}  # type: ignore[arg-type]
+        data["location"] = {"lat": float(lat), "lon": float(lon)}
     if isinstance(data.get("enabled"), str):
         data["enabled"] = data["enabled"].strip().lower() in ("1", "true", "yes", "y")
     return Camera.model_validate(data)

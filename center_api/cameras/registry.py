@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.grid import UNASSIGNED
@@ -134,7 +135,10 @@ class CameraRegistry:
 
     async def delete(self, camera_id: str) -> bool:
         async with self._sessions() as session, session.begin():
-            result = await session.execute(delete(CameraRow).where(CameraRow.id == camera_id))
+            # a DELETE's result is a CursorResult (rowcount); execute() is typed as the generic Result
+            result = cast(
+                CursorResult[Any], await session.execute(delete(CameraRow).where(CameraRow.id == camera_id))
+            )
         if not result.rowcount:
             return False
         self._router.set_camera(camera_id, None)

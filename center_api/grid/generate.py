@@ -137,7 +137,8 @@ def generate_city(out_dir: Path, seed: int = 630100) -> CitySummary:
 
     cams_per = _split_counts(n["cameras"], len(cells), rng, 1)
     cameras: list[dict[str, object]] = []
-    kinds, weights = zip(*SITE_TYPES, strict=True)
+    kinds = [kind for kind, _ in SITE_TYPES]
+    weights = [weight for _, weight in SITE_TYPES]
     for (cell_id, (x0, y0, x1, y1), _station), count in zip(cells, cams_per, strict=True):
         for j in range(count):
             cam_id = f"xn-{cell_id[2:]}-{j + 1:02d}"

@@ -126,7 +126,7 @@ def _read_units(path: Path, problems: list[GridProblem]) -> dict[str, Unit]:
             problems.append(GridProblem(name, label, "duplicate id"))
             continue
         try:
-            level = Level(props.get("level"))
+            level = Level(props.get("level", ""))
         except ValueError:
             problems.append(GridProblem(name, label, f"unknown level {props.get('level')!r}"))
             continue

@@ -23,7 +23,7 @@ async def live_camera_url(camera_id: str, state: StateDep, principal: IncidentRe
     registry = state.cameras
     if registry is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the camera registry is not ready")
-    record = await registry.get(camera_id)  # type: ignore[attr-defined]
+    record = await registry.get(camera_id)
     if record is None or not principal.may_see_station(record.station_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such camera: {camera_id}")
     if not record.camera.enabled:

@@ -90,7 +90,7 @@ class PacketTrack(MediaStreamTrack):
         self._pull: CameraPull | None = pull
         self._subscriber = subscriber
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         packet = await self._subscriber.queue.get()
@@ -157,7 +157,7 @@ class _Vp8Transcoder:
             "error-resilient": "1",
         }
         codec.thread_count = 2
-        return codec  # type: ignore[return-value]
+        return codec
 
 
 def _has_parameter_sets(data: bytes) -> bool:

@@ -10,8 +10,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,7 +48,8 @@ class NotFound(LookupError):
     """No such incident, or not one the caller may see."""
 
 
-_T = Incident.__table__
+# Declarative types `__table__` as FromClause; for these mapped classes it is always a Table.
+_T = cast(Table, Incident.__table__)
 _FOLD_UPDATE = (
     update(_T)
     .where(_T.c.id == bindparam("b_id"))
@@ -87,7 +89,7 @@ class IncidentWriter:
             unique.setdefault(item.alert.id, item)
         if not unique:
             return []
-        table = Incident.__table__
+        table = cast(Table, Incident.__table__)
         async with self._sessions() as session, session.begin():
             seen = set(
                 await session.scalars(
@@ -117,14 +119,13 @@ class IncidentWriter:
             links: list[tuple[RoutedAlert, str]] = []
             for item in sorted(fresh, key=lambda it: it.alert.captured_at):
                 key = keys[item.alert.id]
-                row = by_key.get(key)
-                if row is None:
-                    row = new_row(item.alert, item.placement, item.snapshot, key, now)
-                    by_key[key] = created[key] = row
+                found = by_key.get(key)
+                if found is None:
+                    by_key[key] = created[key] = new_row(item.alert, item.placement, item.snapshot, key, now)
                 else:
-                    fold_into(row, item.alert, item.snapshot)
+                    fold_into(found, item.alert, item.snapshot)
                     if key not in created:
-                        folded[key] = row
+                        folded[key] = found
                 links.append((item, key))
             if created:
                 new = list(created.values())
@@ -145,7 +146,7 @@ class IncidentWriter:
                     add_deltas(deltas, row, day, 1)
             await apply_deltas(session, deltas)
             await session.execute(
-                insert(IncidentAlert.__table__),
+                insert(cast(Table, IncidentAlert.__table__)),
                 [
                     {
                         "alert_id": it.alert.id,
@@ -172,7 +173,7 @@ class IncidentWriter:
         if not rows:
             return []
         result = await session.scalars(
-            insert(IncidentEvent.__table__).returning(
+            insert(cast(Table, IncidentEvent.__table__)).returning(
                 IncidentEvent.__table__.c.id, sort_by_parameter_order=True
             ),
             [

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic
 from center_api.store.models import Incident, IncidentEvent
 from center_api.store.rows import IncidentRow
-from center_api.workflow import sla_seconds
+from center_api.workflow import Status, sla_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def incident_public(row: Incident | IncidentRow) -> IncidentPublic:
         alert_id=row.alert_id,
         kind=row.kind,
         severity=row.severity,
-        status=row.status,
+        status=Status(row.status),
         camera_id=row.camera_id,
         site_id=row.site_id,
         cell_id=row.cell_id,
@@ -82,7 +82,7 @@ def incident_public(row: Incident | IncidentRow) -> IncidentPublic:
     )
 
 
-def apply_filter(stmt: Select, f: IncidentFilter, station_scope: str | None) -> Select:  # type: ignore[type-arg]
+def apply_filter(stmt: Select, f: IncidentFilter, station_scope: str | None) -> Select:
     pairs = (
         (Incident.cell_id, f.cell),
         (Incident.community_id, f.community),

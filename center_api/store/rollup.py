@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, text, union_all
+from sqlalchemy import ColumnElement, Select, Table, delete, func, select, text, union_all
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -80,7 +80,9 @@ async def apply_deltas(session: AsyncSession | AsyncConnection, deltas: Mapping[
     items = [(k, n) for k, n in sorted(deltas.items()) if n]
     if not items:
         return
-    dialect = session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
+    bind = session.bind if isinstance(session, AsyncSession) else session
+    assert bind is not None  # sessions come from store.db.session_factory(engine): always bound
+    dialect = bind.dialect.name
     if dialect == "postgresql":  # one statement of six arrays instead of one parameter set per row
         cols = list(zip(*(k for k, _ in items), strict=True))
         await session.execute(
@@ -95,7 +97,7 @@ async def apply_deltas(session: AsyncSession | AsyncConnection, deltas: Mapping[
             },
         )
         return
-    table = IncidentCount.__table__
+    table = cast(Table, IncidentCount.__table__)  # declarative types it as FromClause
     stmt = sqlite_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["level", "day", "unit_id", "station_id", "kind"],

@@ -22,7 +22,7 @@ UNIT_COLUMNS = {
 }
 
 
-def _window(stmt: Select, since: datetime | None, until: datetime | None, scope: str | None) -> Select:  # type: ignore[type-arg]
+def _window(stmt: Select, since: datetime | None, until: datetime | None, scope: str | None) -> Select:
     if since is not None:
         stmt = stmt.where(Incident.first_seen >= since)
     if until is not None:

@@ -57,8 +57,12 @@ class RuleEvent:
 
 
 class Rule(Protocol):
-    id: str
-    kind: str
+    # Read-only: each rule sets them once from its config (whose `kind` is a narrower Literal).
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
 
     def update(self, obs: Observation) -> list[RuleEvent]: ...
 

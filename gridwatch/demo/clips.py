@@ -140,7 +140,13 @@ def make_clip(
         stream = out.add_stream("libx264", rate=scene.fps)
         stream.width, stream.height, stream.pix_fmt = scene.width, scene.height, "yuv420p"
         stream.codec_context.time_base = Fraction(1, scene.fps)
-        opts = {"preset": preset, "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "0"}
+        opts: dict[str, object] = {
+            "preset": preset,
+            "g": str(gop),
+            "keyint_min": str(gop),
+            "sc_threshold": "0",
+            "bf": "0",
+        }
         if bitrate:
             stream.bit_rate = bitrate
         else:
@@ -170,10 +176,12 @@ def loop_clip(src: Path, dst: Path, times: int) -> Path:
         for i in range(times):
             for packet in packets:
                 packet.stream = out_stream
-                shifted_pts, shifted_dts = packet.pts + i * span, packet.dts + i * span
-                packet.pts, packet.dts = shifted_pts, shifted_dts
+                pts, dts = packet.pts, packet.dts
+                assert dts is not None  # only packets with a dts were kept
+                # A packet without a pts keeps none (the muxer derives it from the dts) instead of failing.
+                packet.pts, packet.dts = (None if pts is None else pts + i * span), dts + i * span
                 out.mux(packet)
-                packet.pts, packet.dts = shifted_pts - i * span, shifted_dts - i * span
+                packet.pts, packet.dts = pts, dts
     tmp.replace(dst)
     return dst
 
