@@ -1,6 +1,6 @@
 """The app factory. `create_app(settings)` builds the FastAPI app; its lifespan loads and validates the city,
-migrates the schema, imports the camera registry, and runs the alert consumer, the feed listener and the
-escalation loop as background tasks, stopping them cleanly on shutdown.
+migrates the schema, imports the camera registry, and runs the alert consumer, the feed listener, the
+escalation loop and the snapshot retention sweep as background tasks, stopping them cleanly on shutdown.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from center_api.feeds import FeedHub
 from center_api.feeds import publish_events as _publish
 from center_api.grid import CellLocator, load_city
 from center_api.live.access import center_live_router
+from center_api.retention import SnapshotSweeper
 from center_api.routing import AlertRouter
 from center_api.settings import CenterSettings
 from center_api.snapshots import SnapshotStore
@@ -146,6 +148,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             asyncio.create_task(_every(15.0, "gauges", lambda: _gauges(state)), name="gauges"),
             asyncio.create_task(registry.follow_changes(), name="camera-changes"),
         ]
+        if s.snapshot_retention_days > 0:
+            sweeper = SnapshotSweeper(
+                state.sessions, state.snapshots, state.metrics, s.snapshot_retention_days
+            )
+
+            async def sweep() -> None:
+                await sweeper.run(time.time())
+
+            state.tasks.append(
+                asyncio.create_task(
+                    _every(s.snapshot_sweep_every_s, "snapshot retention", sweep), name="snapshot-retention"
+                )
+            )
         for task in state.tasks:
             task.add_done_callback(_log_crash)
         state.ready = True

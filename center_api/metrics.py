@@ -50,6 +50,14 @@ class CenterMetrics:
             "gridwatch_center_feed_clients_dropped", "Slow feed clients dropped", registry=r
         )
         self.escalated = Counter("gridwatch_center_incidents_escalated", "Incidents escalated", registry=r)
+        self.snapshots_deleted = Counter(
+            "gridwatch_center_snapshots_deleted", "Snapshots deleted by the retention sweep", registry=r
+        )
+        self.snapshot_bytes_freed = Counter(
+            "gridwatch_center_snapshot_bytes_freed",
+            "Bytes freed by the retention sweep (snapshots and stale temporary files)",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -51,3 +51,13 @@ class CenterSettings(BaseModel):
         default=True, description="Import cameras.yaml into the registry and publish it to Redis at start"
     )
     snapshot_max_bytes: int = Field(default=4_000_000, ge=1024, description="Larger snapshots are not stored")
+    snapshot_retention_days: float = Field(
+        default=90,
+        ge=0,
+        le=36_500,
+        description="Snapshots last used longer ago are deleted unless an open incident references them; "
+        "0 keeps them forever",
+    )
+    snapshot_sweep_every_s: float = Field(
+        default=3600, gt=0, le=7 * 86_400, description="How often the snapshot retention sweep runs"
+    )

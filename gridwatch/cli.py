@@ -74,6 +74,7 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
         data_dir=settings.data_dir,
         jwt_secret=SecretStr(settings.resolved_jwt_secret()),
         consumer_name=default_worker_id(),
+        snapshot_retention_days=settings.snapshot_retention_days,
     )
 
 

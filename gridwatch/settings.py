@@ -39,6 +39,13 @@ class GridwatchSettings(BaseSettings):
     api_host: str = Field(default="127.0.0.1")
     api_port: int = Field(default=8000, ge=0, le=65535)
     demo_rtsp_port: int = Field(default=8554, ge=0, le=65535)
+    snapshot_retention_days: float = Field(
+        default=90,
+        ge=0,
+        le=36_500,
+        description="Center: snapshots unused this long are deleted unless an open incident needs them; "
+        "0 keeps them forever",
+    )
 
     def resolved_redis_url(self) -> str:
         return self.redis_url or "redis://127.0.0.1:6379/0"

@@ -15,7 +15,7 @@ from center_api.state import CenterState, StateDep
 from center_api.store.incidents import NotFound
 from center_api.store.models import Incident
 from center_api.store.queries import CursorError, IncidentFilter, incident_public
-from center_api.workflow import Status, TransitionError
+from center_api.workflow import OPEN_STATUSES, Status, TransitionError
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -94,14 +94,23 @@ async def get_incident(incident_id: int, state: StateDep, principal: IncidentRea
 async def get_snapshot(incident_id: int, state: StateDep, principal: IncidentReader) -> Response:
     row = await _visible(state, principal, incident_id)
     assert state.snapshots is not None
-    data = state.snapshots.read(row.snapshot) if row.snapshot else None
-    if data is None:
+    if not row.snapshot:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "incident has no snapshot")
+    data = state.snapshots.read(row.snapshot)
+    if data is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, _missing_snapshot(state, row))
     return Response(
         data,
         media_type="image/jpeg",
         headers={"Cache-Control": "private, max-age=86400, immutable", "ETag": f'"{row.snapshot}"'},
     )
+
+
+def _missing_snapshot(state: CenterState, row: Incident) -> str:
+    # The retention sweep deletes only what no open incident references: say so rather than "not found".
+    if state.settings.snapshot_retention_days > 0 and row.status not in OPEN_STATUSES:
+        return "snapshot expired under the retention policy"
+    return "snapshot file is missing from the store"
 
 
 @router.post(
