@@ -51,7 +51,7 @@ async def publish_events(state: CenterState, events: Sequence[StoredEvent]) -> N
     await _publish(state.hub, events)
 
 
-async def _every(interval_s: float, name: str, work: Callable[[], Awaitable[None]]) -> None:
+async def _every(interval_s: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
     while True:
         try:
             await work()
@@ -152,15 +152,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             sweeper = SnapshotSweeper(
                 state.sessions, state.snapshots, state.metrics, s.snapshot_retention_days
             )
-
-            async def sweep() -> None:
-                await sweeper.run(time.time())
-
-            state.tasks.append(
-                asyncio.create_task(
-                    _every(s.snapshot_sweep_every_s, "snapshot retention", sweep), name="snapshot-retention"
-                )
-            )
+            sweep = _every(s.snapshot_sweep_every_s, "snapshot retention", lambda: sweeper.run(time.time()))
+            state.tasks.append(asyncio.create_task(sweep, name="snapshot-retention"))
         for task in state.tasks:
             task.add_done_callback(_log_crash)
         state.ready = True
