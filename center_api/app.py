@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -26,7 +26,6 @@ from center_api.cameras.registry import CameraRegistry
 from center_api.console import console_router
 from center_api.consumer import AlertConsumer, ensure_group
 from center_api.feeds import FeedHub
-from center_api.feeds import publish_events as _publish
 from center_api.grid import CellLocator, load_city
 from center_api.live.access import center_live_router
 from center_api.retention import SnapshotSweeper
@@ -35,7 +34,7 @@ from center_api.settings import CenterSettings
 from center_api.snapshots import SnapshotStore
 from center_api.state import CenterState
 from center_api.store.db import make_engine, migrate, session_factory
-from center_api.store.incidents import IncidentWriter, StoredEvent
+from center_api.store.incidents import IncidentWriter
 from center_api.store.models import Incident
 from center_api.store.queries import IncidentReader
 from center_api.workflow import OPEN_STATUSES
@@ -45,10 +44,6 @@ log = logging.getLogger(__name__)
 
 API_DESCRIPTION = """GridWatch monitoring center: grid-routed incidents, workflow, live feeds, statistics
 and the camera registry. Every endpoint but `/api/v1/health` needs a bearer token."""
-
-
-async def publish_events(state: CenterState, events: Sequence[StoredEvent]) -> None:
-    await _publish(state.hub, events)
 
 
 async def _every(interval_s: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
@@ -61,12 +56,12 @@ async def _every(interval_s: float, name: str, work: Callable[[], Awaitable[obje
 
 
 async def _escalate(state: CenterState) -> None:
-    assert state.writer is not None
+    assert state.writer is not None and state.hub is not None
     events = await state.writer.escalate_due(datetime.now(UTC), state.settings.ack_sla_s)
     if events:
         state.metrics.escalated.inc(len(events))
         log.info("escalated %d incidents", len(events))
-        await publish_events(state, events)
+        await state.hub.publish(events)
 
 
 async def _gauges(state: CenterState) -> None:
@@ -121,19 +116,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await registry.import_config(s.config_dir)
         await registry.load()
         await ensure_group(state.redis)
-        state.hub = FeedHub(state.redis, state.metrics, s.feed_queue_size)
-        await state.hub.start()
-
-        async def on_events(events: Sequence[StoredEvent]) -> None:
-            await publish_events(state, events)
-
+        hub = state.hub = FeedHub(state.redis, state.metrics, s.feed_queue_size)
+        await hub.start()
         consumer = AlertConsumer(
             state.redis,
             consumer=s.consumer_name,
             router=state.router,
             writer=state.writer,
             snapshots=state.snapshots,
-            on_events=on_events,
+            on_events=hub.publish,
             metrics=state.metrics,
             batch_size=s.batch_size,
             block_ms=s.block_ms,

@@ -1,27 +1,36 @@
 """Live feeds: fan-out of committed incident events to WebSocket/SSE clients, across replicas.
 
-The writer publishes each event to Redis pub/sub `gw:feed:<station>`; every replica pattern-subscribes to
-`gw:feed:*` and hands the message to its local clients whose scope matches (their station, or all for the city
-command). Each client has a bounded queue: a client that falls behind is dropped (it re-syncs from the REST
-API or resumes SSE by `Last-Event-ID`), so no client can grow memory.
+`FeedHub.publish(events)` is the one way an event reaches the feeds. It serialises each committed event once
+into a `FeedMessage`, hands that text to this replica's clients whose scope matches (their station, or all for
+the city command) at once, and PUBLISHes it on `gw:feed:<station>` in a `FeedEnvelope` that names the sending
+replica. Every replica pattern-subscribes to `gw:feed:*` and delivers what the others sent; its own envelopes
+come back too and are ignored, so a client gets each message once.
+
+Each client has a bounded queue: a client that falls behind is dropped (it resumes from its last event id,
+replayed from the store by `replay`, the same code for WebSocket and SSE), so no client can grow memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import os
+import secrets
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Final, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from center_api.metrics import CenterMetrics
+from center_api.schemas import FeedEventType, FeedMessage, IncidentPublic
+from center_api.store.queries import IncidentReader, incident_public
 from contracts.bus import channel_db, feed_channel
 
 if TYPE_CHECKING:
@@ -29,13 +38,38 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REPLAY_PAGE: Final = 500  # store events read per query while a resuming client catches up
+
 
 class _Dropped(Enum):
     DROPPED = "dropped"
 
 
 DROPPED: Final = _Dropped.DROPPED  # sentinel a dropped client receives last (an enum member, so it types)
-FeedItem = tuple[int, str] | Literal[_Dropped.DROPPED]  # (event_id, JSON) or DROPPED
+FeedItem = tuple[int, str] | Literal[_Dropped.DROPPED]  # (event_id, FeedMessage JSON) or DROPPED
+
+
+class FeedEnvelope(BaseModel):
+    """What one replica PUBLISHes for the others: a feed message with its sender and send time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = Field(default=1, description="Envelope version")
+    origin: str = Field(min_length=1, max_length=200, description="Replica id of the sender")
+    sent_at: float = Field(description="Unix time of the publish: the receiver's feed latency starts here")
+    message: str = Field(
+        description="The FeedMessage JSON, the very text the sender's own clients got (serialised once)"
+    )
+
+
+def feed_message(event: str, event_id: int, incident: IncidentPublic) -> FeedMessage:
+    """The feed message of one store event; raises ValueError for an event type the feeds do not know."""
+    return FeedMessage(event=FeedEventType(event), event_id=event_id, incident=incident)
+
+
+def replica_id() -> str:
+    """A name for one hub: host and pid to read in logs, plus a random part (a process may run several)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class FeedClient:
@@ -46,6 +80,7 @@ class FeedClient:
         self.transport = transport
         self.queue: asyncio.Queue[FeedItem] = asyncio.Queue(maxsize=maxsize)
         self.dropped = False
+        self.replayed_through = 0  # the last event id `replay` sent; `get()` skips what it already sent
 
     def offer(self, item: tuple[int, str]) -> bool:
         if self.dropped:
@@ -61,14 +96,40 @@ class FeedClient:
             return False
 
     async def get(self) -> FeedItem:
-        return await self.queue.get()
+        """The next live item the client has not had yet (replay and live overlap while it catches up)."""
+        while True:
+            item = await self.queue.get()
+            if item is DROPPED or item[0] > self.replayed_through:
+                return item
+
+
+async def replay(reader: IncidentReader, client: FeedClient, after: int) -> AsyncIterator[tuple[int, str]]:
+    """(event_id, FeedMessage JSON) of the client's events after `after`, from the store, until caught up.
+
+    Connect the client before replaying, so nothing committed meanwhile falls between replay and live; the
+    live items the replay already covered are then skipped by `client.get()`.
+    """
+    last = after
+    while True:
+        rows = await reader.events_after(last, station_scope=client.station_scope, limit=REPLAY_PAGE)
+        for event, incident in rows:
+            text = feed_message(event.event, event.id, incident_public(incident)).model_dump_json()
+            yield event.id, text
+            last = client.replayed_through = event.id
+        if len(rows) < REPLAY_PAGE:
+            return
 
 
 class FeedHub:
-    def __init__(self, redis: Redis, metrics: CenterMetrics, queue_size: int = 256) -> None:
+    """This replica's feed clients, the publisher of its events and the listener for the other replicas'."""
+
+    def __init__(
+        self, redis: Redis, metrics: CenterMetrics, queue_size: int = 256, *, replica: str | None = None
+    ) -> None:
         self._redis = redis
         self._metrics = metrics
         self._queue_size = queue_size
+        self.replica = replica or replica_id()
         self._clients: set[FeedClient] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -88,21 +149,35 @@ class FeedHub:
             self._clients.discard(client)
             self._metrics.feed_clients.labels(client.transport).dec()
 
-    async def publish(self, messages: Sequence[tuple[str, int, str]]) -> None:
-        """Publish (station_id, event_id, JSON) to every replica. Best effort: the store is the record."""
-        if not messages:
+    async def publish(self, events: Sequence[StoredEvent]) -> None:
+        """Deliver committed events to this replica's clients now, then PUBLISH each once for the others.
+
+        Best effort: the store is the record. Local clients have the events before Redis is touched, so a
+        Redis outage costs only the other replicas' clients their live copy (they resume from the store).
+        """
+        if not events:
             return
         sent_at = time.time()
+        outgoing: list[tuple[str, str]] = []
+        for event in events:
+            station_id = event.incident.station_id
+            message = feed_message(event.event, event.event_id, incident_public(event.incident))
+            text = message.model_dump_json()
+            self.dispatch(station_id, event.event_id, text)
+            self._metrics.feed_seconds.observe(max(0.0, time.time() - sent_at))
+            envelope = FeedEnvelope(origin=self.replica, sent_at=sent_at, message=text)
+            outgoing.append((station_id, envelope.model_dump_json()))
         try:
             db = channel_db(self._redis)
             async with self._redis.pipeline(transaction=False) as pipe:
-                for station_id, event_id, text in messages:
-                    pipe.publish(feed_channel(station_id, db), f"{sent_at:.6f} {event_id} {text}")
+                for station_id, data in outgoing:
+                    pipe.publish(feed_channel(station_id, db), data)
                 await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            log.warning("feed publish of %d events failed: %s", len(messages), exc)
+            log.warning("feed publish of %d events for the other replicas failed: %s", len(outgoing), exc)
 
     def dispatch(self, station_id: str, event_id: int, text: str) -> None:
+        """Offer one message to the local clients that watch `station_id`; drop the ones that are full."""
         for client in list(self._clients):
             if client.station_scope is None or client.station_scope == station_id:
                 if not client.offer((event_id, text)):
@@ -112,6 +187,22 @@ class FeedHub:
                         log.info(
                             "dropped slow %s feed client (station %s)", client.transport, client.station_scope
                         )
+
+    def receive(self, channel: str, data: bytes | str) -> None:
+        """Handle one message read from the feed channels: deliver another replica's, ignore our own."""
+        try:
+            envelope = FeedEnvelope.model_validate_json(data)
+            if envelope.origin == self.replica:
+                self._metrics.feed_received.labels("own").inc()
+                return
+            message = FeedMessage.model_validate_json(envelope.message)
+        except ValidationError as exc:
+            self._metrics.feed_received.labels("malformed").inc()
+            log.warning("ignoring malformed feed message on %s: %s", channel, _first_error(exc))
+            return
+        self._metrics.feed_received.labels("delivered").inc()
+        self._metrics.feed_seconds.observe(max(0.0, time.time() - envelope.sent_at))
+        self.dispatch(message.incident.station_id, message.event_id, envelope.message)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="feed-listener")
@@ -134,23 +225,15 @@ class FeedHub:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                prefix = feed_channel("", channel_db(self._redis))
-                await pubsub.psubscribe(f"{prefix}*")
+                await pubsub.psubscribe(feed_channel("*", channel_db(self._redis)))
                 self._ready.set()
                 backoff = 0.2
                 async for message in pubsub.listen():
-                    if message.get("type") != "pmessage":
-                        continue
-                    channel = message["channel"]
-                    channel = channel.decode() if isinstance(channel, bytes) else channel
-                    data = message["data"]
-                    data = data.decode() if isinstance(data, bytes) else data
-                    try:
-                        stamp, event_id, text = data.split(" ", 2)
-                        self._metrics.feed_seconds.observe(max(0.0, time.time() - float(stamp)))
-                        self.dispatch(channel[len(prefix) :], int(event_id), text)
-                    except ValueError:
-                        log.warning("ignoring malformed feed message on %s", channel)
+                    if message.get("type") == "pmessage":
+                        channel = message["channel"]
+                        if isinstance(channel, bytes):
+                            channel = channel.decode(errors="replace")
+                        self.receive(channel, message["data"])
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("feed subscription lost, retrying in %.1fs: %s", backoff, exc)
                 await asyncio.sleep(backoff)
@@ -160,25 +243,7 @@ class FeedHub:
                     await pubsub.aclose()
 
 
-def feed_json(event: str, event_id: int | None, incident_json: str) -> str:
-    """The feed message, built from an already-serialised incident (serialise once, send to many)."""
-    head = f'{{"type":"incident","event":{json.dumps(event)},"event_id":{json.dumps(event_id)}'
-    return f'{head},"incident":{incident_json}}}'
-
-
-async def publish_events(hub: FeedHub | None, events: Sequence[StoredEvent]) -> None:
-    """Serialise each committed `StoredEvent` once and publish it on its station's channel."""
-    from center_api.store.queries import incident_public
-
-    if not events or hub is None:
-        return
-    await hub.publish(
-        [
-            (
-                e.incident.station_id,
-                e.event_id,
-                feed_json(e.event, e.event_id, incident_public(e.incident).model_dump_json()),
-            )
-            for e in events
-        ]
-    )
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])

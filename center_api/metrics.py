@@ -36,7 +36,7 @@ class CenterMetrics:
         )
         self.feed_seconds = Histogram(
             "gridwatch_center_feed_seconds",
-            "Commit to fan-out to local feed clients",
+            "Publish to hand-over to local feed clients (~0 for own events; others' from their send time)",
             buckets=_LATENCY,
             registry=r,
         )
@@ -48,6 +48,12 @@ class CenterMetrics:
         )
         self.feed_dropped = Counter(
             "gridwatch_center_feed_clients_dropped", "Slow feed clients dropped", registry=r
+        )
+        self.feed_received = Counter(
+            "gridwatch_center_feed_received",
+            "Messages read from the feed channels: delivered (another replica's), own (ignored), malformed",
+            ["outcome"],
+            registry=r,
         )
         self.escalated = Counter("gridwatch_center_incidents_escalated", "Incidents escalated", registry=r)
         self.snapshots_deleted = Counter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,13 +71,23 @@ class TransitionIn(BaseModel):
     note: str = Field(default="", max_length=2000, description="Why; kept in the audit trail")
 
 
-FeedEventType = Literal["created", "updated", "escalated", "transition"]
+class FeedEventType(StrEnum):
+    """What happened to the incident a feed message carries (the `event` of its store event)."""
+
+    created = "created"
+    updated = "updated"
+    escalated = "escalated"
+    transition = "transition"
 
 
 class FeedMessage(BaseModel):
+    """Every message of the live feeds (WebSocket text frame, SSE `data:`), and what replicas relay."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     type: Literal["incident"] = "incident"
     event: FeedEventType
-    event_id: int | None = Field(default=None, description="Store event id; SSE `id:`, resumable")
+    event_id: int = Field(ge=1, description="Store event id: SSE `id:`; resume after it with `after`")
     incident: IncidentPublic
 
 

@@ -1,10 +1,11 @@
 """Live feeds of one station (city-wide for the city command center): WebSocket and Server-Sent Events.
 
-WebSocket `/api/v1/feed` and SSE `/api/v1/feed/sse` carry the same JSON messages
+WebSocket `/api/v1/feed` and SSE `/api/v1/feed/sse` carry the same messages, one `FeedMessage` JSON each:
 `{"type": "incident", "event": "created"|"updated"|"escalated"|"transition", "event_id": n,
-"incident": {...}}`.
-SSE sends `id: <event_id>`; a client reconnecting with `Last-Event-ID` first gets what it missed, read from
-the store. A client too slow to keep up is disconnected (WebSocket close code 1013; the SSE stream ends).
+"incident": {...}}`. SSE also sends `id: <event_id>`.
+Both resume: a client reconnecting with `?after=<event_id>` (or a `Last-Event-ID` header, which browsers send
+on an SSE reconnect) first gets what it missed, read from the store, then the live messages. A client too slow
+to keep up is disconnected (WebSocket close code 1013; the SSE stream ends) and resumes the same way.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from fastapi import APIRouter, Header, HTTPException, Query, WebSocket, WebSocke
 from fastapi.responses import StreamingResponse
 
 from center_api.auth import IncidentReader, Principal, Role, principal_for_websocket
-from center_api.feeds import DROPPED, FeedClient, feed_json
+from center_api.feeds import DROPPED, FeedClient, replay
 from center_api.state import CenterState, StateDep
-from center_api.store.queries import incident_public
 
 router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
 
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
+
+AfterQuery = Annotated[
+    int | None, Query(ge=0, description="Resume: first replay the events after this event id")
+]
+LastEventIdHeader = Annotated[
+    str | None, Header(alias="Last-Event-ID", description="Resume as `after` does (SSE reconnects send it)")
+]
 
 
 def feed_scope(principal: Principal, station: str | None) -> str | None:
@@ -37,8 +44,26 @@ def feed_scope(principal: Principal, station: str | None) -> str | None:
     return principal.station_id
 
 
+def resume_point(after: int | None, last_event_id: str | None) -> int | None:
+    """The event id to replay after, or None for live only; the `Last-Event-ID` header wins over `after`."""
+    if last_event_id is None:
+        return after
+    try:
+        resume = int(last_event_id)
+    except ValueError:
+        raise ValueError("Last-Event-ID must be an event id") from None
+    if resume < 0:
+        raise ValueError("Last-Event-ID must be an event id")
+    return resume
+
+
 @router.websocket("")
-async def feed_ws(websocket: WebSocket, station: str | None = None) -> None:
+async def feed_ws(
+    websocket: WebSocket,
+    station: str | None = None,
+    after: AfterQuery = None,
+    last_event_id: LastEventIdHeader = None,
+) -> None:
     """Token in `Authorization: Bearer` or `?token=`; optional `?station=` for the city command center."""
     state: CenterState = websocket.app.state.center
     principal = principal_for_websocket(websocket)
@@ -47,14 +72,18 @@ async def feed_ws(websocket: WebSocket, station: str | None = None) -> None:
         return
     try:
         scope = feed_scope(principal, station)
-    except PermissionError as exc:
+        resume = resume_point(after, last_event_id)
+    except (PermissionError, ValueError) as exc:
         await websocket.close(code=WS_POLICY_VIOLATION, reason=str(exc))
         return
-    assert state.hub is not None
+    assert state.hub is not None and state.reader is not None
     await websocket.accept()
-    client = state.hub.connect(scope, "websocket")
+    client = state.hub.connect(scope, "websocket")  # subscribe before the replay: nothing falls between
     receiver = asyncio.create_task(_drain(websocket))
     try:
+        if resume is not None:
+            async for _, text in replay(state.reader, client, resume):
+                await websocket.send_text(text)
         while True:
             getter = asyncio.ensure_future(client.get())
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
@@ -63,7 +92,7 @@ async def feed_ws(websocket: WebSocket, station: str | None = None) -> None:
                 return
             item = getter.result()
             if item is DROPPED:
-                await websocket.close(code=WS_TRY_AGAIN_LATER, reason="too slow; re-sync from the REST API")
+                await websocket.close(code=WS_TRY_AGAIN_LATER, reason="too slow; resume with ?after=")
                 return
             await websocket.send_text(item[1])
     except (WebSocketDisconnect, RuntimeError):
@@ -94,21 +123,17 @@ async def feed_sse(
     state: StateDep,
     principal: IncidentReader,
     station: str | None = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[
-        int | None, Query(ge=0, description="Resume after this event id (Last-Event-ID)")
-    ] = None,
+    last_event_id: LastEventIdHeader = None,
+    after: AfterQuery = None,
 ) -> StreamingResponse:
     try:
         scope = feed_scope(principal, station)
     except PermissionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    resume = after
-    if last_event_id is not None:
-        try:
-            resume = int(last_event_id)
-        except ValueError:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "Last-Event-ID must be an event id") from None
+    try:
+        resume = resume_point(after, last_event_id)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     assert state.hub is not None
     client = state.hub.connect(scope, "sse")  # subscribe first, so nothing falls between replay and live
     return StreamingResponse(
@@ -120,19 +145,11 @@ async def feed_sse(
 
 async def _sse(state: CenterState, client: FeedClient, resume: int | None) -> AsyncIterator[str]:
     assert state.hub is not None and state.reader is not None
-    last = 0
     try:
         yield "retry: 2000\n\n"
         if resume is not None:
-            last = resume
-            while True:  # replay from the store, in pages, until caught up
-                rows = await state.reader.events_after(last, station_scope=client.station_scope)
-                for event, incident in rows:
-                    text = feed_json(event.event, event.id, incident_public(incident).model_dump_json())
-                    yield f"id: {event.id}\ndata: {text}\n\n"
-                    last = event.id
-                if len(rows) < 500:
-                    break
+            async for event_id, text in replay(state.reader, client, resume):
+                yield f"id: {event_id}\ndata: {text}\n\n"
         while True:
             try:
                 item = await asyncio.wait_for(client.get(), timeout=state.settings.sse_keepalive_s)
@@ -142,8 +159,6 @@ async def _sse(state: CenterState, client: FeedClient, resume: int | None) -> As
             if item is DROPPED:
                 return
             event_id, text = item
-            if event_id <= last:
-                continue  # already sent by the replay
             yield f"id: {event_id}\ndata: {text}\n\n"
     finally:
         state.hub.disconnect(client)

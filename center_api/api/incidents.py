@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from center_api.auth import IncidentReader
-from center_api.feeds import publish_events
 from center_api.schemas import IncidentDetail, IncidentPage, IncidentPublic, TransitionIn
 from center_api.state import CenterState, StateDep
 from center_api.store.incidents import NotFound
@@ -121,7 +120,7 @@ def _missing_snapshot(state: CenterState, row: Incident) -> str:
 async def transition(
     incident_id: int, body: TransitionIn, state: StateDep, principal: IncidentReader
 ) -> IncidentPublic:
-    assert state.writer is not None
+    assert state.writer is not None and state.hub is not None
     try:
         event = await state.writer.transition(
             incident_id,
@@ -136,5 +135,5 @@ async def transition(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such incident") from None
     except TransitionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    await publish_events(state.hub, [event])
+    await state.hub.publish([event])
     return incident_public(event.incident)
