@@ -1,0 +1,41 @@
+"""Typed dependencies of the center's routes: the services and the caller's principal.
+
+    ServicesDep          the started center's `CenterServices` (503 `unavailable` before start-up)
+    PrincipalDep         any valid bearer token (401 `unauthorized` otherwise)
+    IncidentViewerDep    roles that read incidents: operator, station_admin, city_command (403 otherwise)
+    CameraManagerDep     roles that change the camera registry: integrator, city_command
+    CameraViewerDep      every role (operators see their station's cameras only; the route scopes it)
+
+WebSocket handlers, which take no `Depends` for these, call `services_of(websocket)`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from center_api.auth import INCIDENT_ROLES, Principal, Role, current_principal, require_roles
+from center_api.errors import Unavailable
+from center_api.services import CenterServices
+
+
+def services_of(conn: HTTPConnection) -> CenterServices:
+    """The center's services, or `Unavailable` while it has not started (or has stopped)."""
+    services: CenterServices | None = getattr(conn.app.state, "services", None)
+    if services is None:
+        raise Unavailable("the center is not started", code="not_started")
+    return services
+
+
+def get_services(conn: HTTPConnection) -> CenterServices:
+    """FastAPI dependency form of `services_of`."""
+    return services_of(conn)
+
+
+ServicesDep = Annotated[CenterServices, Depends(get_services)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+IncidentViewerDep = Annotated[Principal, Depends(require_roles(*INCIDENT_ROLES))]
+CameraManagerDep = Annotated[Principal, Depends(require_roles(Role.integrator, Role.city_command))]
+CameraViewerDep = Annotated[Principal, Depends(require_roles(*Role))]

@@ -1,0 +1,191 @@
+"""The center's errors: one tree, one body shape, one handler.
+
+Domain code raises these; `install_error_handlers(app)` turns each into its HTTP status and the body
+`{"detail": "<message>", "code": "<code>"}` (`ErrorBody`). Starlette's `HTTPException` (404 of an unknown
+route, 405 of a wrong method) gets the same body. Request validation errors keep FastAPI's standard
+422 `{"detail": [...]}` array.
+
+    CenterError                  500 internal_error (base; raise a subclass)
+     ├── BadRequest              400 bad_request
+     │    ├── CursorError            bad_cursor               (store.queries)
+     │    └── NegotiationFailed      live_negotiation_failed  (live.relay)
+     ├── Unauthorized            401 unauthorized           (auth: missing or invalid token)
+     ├── Forbidden               403 forbidden              (auth: role or station scope)
+     ├── NotFound                404 not_found              (store.incidents: code incident_not_found)
+     ├── Conflict                409 conflict
+     │    └── TransitionError        transition_not_allowed   (workflow)
+     ├── PayloadTooLarge         413 payload_too_large
+     ├── UnsupportedMediaType    415 unsupported_media_type
+     │    └── NoCommonCodec          no_common_codec          (live.relay)
+     ├── Unprocessable           422 unprocessable          (a well-formed request the domain refuses)
+     │    └── UnknownCell            unknown_cell             (cameras.registry)
+     └── Unavailable             503 unavailable
+          ├── CameraOffline          camera_offline           (live.source)
+          └── LiveBusy               live_busy                (live.relay)
+
+`code` is stable and machine-readable (snake_case): clients branch on it, never on `detail`, whose wording
+may change. A raise may give a more specific code than its class's, e.g.
+`NotFound("no such camera", code="camera_not_found")`. The messages reach the client: never put a secret
+(a camera URL with its password) in one.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class CenterError(Exception):
+    """Base of the center's errors: an HTTP `status`, a stable `code` and a `message` for the client."""
+
+    status: ClassVar[int] = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code  # shadows the class's code for this one error
+        self.headers = headers
+
+
+class BadRequest(CenterError):
+    """The request cannot be served as it is (a bad cursor, an offer that cannot be negotiated)."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(CenterError):
+    """No token, or one that is malformed, expired or badly signed."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(CenterError):
+    """A valid token whose role or station scope does not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(CenterError):
+    """No such thing, or one outside the caller's scope (the two look the same on purpose)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CenterError):
+    """The request contradicts the current state (an id that exists, a transition not allowed)."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(CenterError):
+    """A body over the size the center accepts."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(CenterError):
+    """A body, or an offered media format, the center cannot take."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unprocessable(CenterError):
+    """A well-formed request the domain refuses (a camera fixed to a cell the grid does not have).
+
+    Answered 422 with an `ErrorBody`; validation errors of the request's shape stay FastAPI's 422 array.
+    """
+
+    status = 422
+    code = "unprocessable"
+
+
+class Unavailable(CenterError):
+    """The center, or something it depends on (a camera stream), cannot serve this now; try later."""
+
+    status = 503
+    code = "unavailable"
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer except request validation (422, FastAPI's own array)."""
+
+    detail: str = Field(description="What went wrong, for people; the wording may change")
+    code: str = Field(description="Stable machine-readable reason, snake_case (e.g. `incident_not_found`)")
+
+
+# A Starlette HTTPException carries only a status: give it the code of the tree's class for that status.
+_CODES: dict[int, str] = {
+    cls.status: cls.code
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType)
+    + (Unprocessable, Unavailable)
+}
+
+
+def _code_for(status: int) -> str:
+    if status in _CODES:
+        return _CODES[status]
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def _body(status: int, detail: str, code: str, headers: dict[str, str] | None) -> Response:
+    if status in (204, 304):  # these statuses forbid a body
+        return Response(status_code=status, headers=headers)
+    return JSONResponse(ErrorBody(detail=detail, code=code).model_dump(), status_code=status, headers=headers)
+
+
+async def _center_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CenterError)  # registered for CenterError only
+    return _body(exc.status, exc.message, exc.code, exc.headers)
+
+
+async def _http_exception(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # registered for HTTPException only
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return _body(exc.status_code, detail, _code_for(exc.status_code), exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every `CenterError` and every Starlette `HTTPException` of `app` as an `ErrorBody`."""
+    app.add_exception_handler(CenterError, _center_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for a route decorator: each status documented with the `ErrorBody` schema."""
+    return {
+        status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in sorted(statuses)
+    }
+
+
+__all__ = [
+    "BadRequest",
+    "CenterError",
+    "Conflict",
+    "ErrorBody",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "Unauthorized",
+    "Unavailable",
+    "UnsupportedMediaType",
+    "Unprocessable",
+    "error_responses",
+    "install_error_handlers",
+]
