@@ -19,10 +19,11 @@ from contracts.bus import (
     feed_channel,
     health_key,
 )
-from contracts.camera import Camera, CameraConfigError, SiteType, parse_cameras, redact_url
+from contracts.camera import Camera, CameraConfigError, SiteType, parse_cameras
 from contracts.frames import AlertSink, Frame, FrameSink, Picture
 from contracts.health import CameraState, StreamHealth
 from contracts.rules import IntrusionRuleConfig, RuleConfig
+from contracts.streams import StreamInput, describe_stream_error, redact_url, scrub, stream_input, url_secrets
 
 __all__ = [
     "ALERTS_STREAM",
@@ -45,13 +46,18 @@ __all__ = [
     "RuleConfig",
     "SiteType",
     "StreamHealth",
+    "StreamInput",
     "cameras_channel",
     "channel_db",
     "decode_alert_entry",
+    "describe_stream_error",
     "encode_alert_entry",
     "feed_channel",
     "health_key",
     "new_alert_id",
     "parse_cameras",
     "redact_url",
+    "scrub",
+    "stream_input",
+    "url_secrets",
 ]

@@ -1,38 +1,24 @@
 """The `Camera` contract: one stream source and what to watch on it.
 
 The stream URL is a secret (it may carry a user and password): it is a `SecretStr`, and everything that
-shows a camera shows `redact_url(url)`.
+shows a camera shows `redact_url(url)` (from `contracts.streams`, with the rest of the redaction).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 from contracts.alerts import GeoPoint
 from contracts.rules import RuleConfig
+from contracts.streams import redact_url
 
 
 class SiteType(StrEnum):
     key_unit = "key_unit"
     key_area = "key_area"
     key_site = "key_site"
-
-
-def redact_url(url: str) -> str:
-    """`rtsp://user:pw@host/path` -> `rtsp://***@host/path`; URLs without credentials are unchanged."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
 class Camera(BaseModel):

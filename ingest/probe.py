@@ -1,4 +1,8 @@
-"""`probe(url)`: what a camera sends (codec, size, fps, keyframe interval, bitrate), from its packets."""
+"""`probe(url)`: what a camera sends (codec, size, fps, keyframe interval, bitrate), from its packets.
+
+The stream is opened with the same input options as the reader (`contracts.stream_input`), and a failure
+is described by `contracts.describe_stream_error`: the message names the redacted URL, never a credential.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from dataclasses import dataclass
 import av
 import av.error
 
-from contracts import redact_url
-from ingest.reader import _seconds, describe_error, source_spec
+from contracts import describe_stream_error, redact_url, stream_input
+from ingest.reader import _seconds
 from ingest.sampling import StreamStats
 
 
@@ -43,13 +47,13 @@ class StreamInfo:
 def probe(url: str, timeout_s: float = 10) -> StreamInfo:
     """Read packets (no decoding) until three keyframes are seen or `timeout_s` passes."""
     started = time.monotonic()
-    spec = source_spec(url, timeout_s, timeout_s)
+    spec = stream_input(url, socket_timeout_s=timeout_s)
     stats = StreamStats(window_s=max(timeout_s, 10.0))
     packets = keyframes = 0
     try:
         container = av.open(spec.url, "r", options=spec.options, timeout=(timeout_s, timeout_s))
     except (av.error.FFmpegError, OSError) as exc:
-        raise ProbeError(f"{redact_url(url)}: {describe_error(exc, url)}") from None
+        raise ProbeError(f"{redact_url(url)}: {describe_stream_error(exc, url)}") from None
     try:
         if not container.streams.video:
             raise ProbeError(f"{redact_url(url)}: no video stream")
@@ -67,7 +71,7 @@ def probe(url: str, timeout_s: float = 10) -> StreamInfo:
                     break
         except (av.error.FFmpegError, OSError) as exc:
             if packets == 0:
-                raise ProbeError(f"{redact_url(url)}: {describe_error(exc, url)}") from None
+                raise ProbeError(f"{redact_url(url)}: {describe_stream_error(exc, url)}") from None
         fps = stats.fps
         if fps is None and stream.average_rate:
             fps = float(stream.average_rate)

@@ -1,34 +1,30 @@
-"""The one module that touches PyAV: open a stream, demux it, decode only what sampling needs.
+"""Reading a camera with PyAV: open a stream, demux it, decode only what sampling needs.
 
 A `StreamReader` runs on its own thread (`run()`): connect, read, hand sampled frames to its listener,
 and on any failure report the reason and reconnect with capped exponential backoff and full jitter. Opening
 takes a slot of a worker-wide semaphore, so an outage that heals does not become a reconnect storm.
 
-Reasons and log lines never carry the URL's credentials: errors are described from their type and message,
-never from PyAV's `filename`, and anything left is passed through `redact_url`.
+Input options and error reasons come from `contracts.streams`, as for every other opener: reasons and log
+lines never carry the URL's credentials.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import av
 import av.error
 import numpy as np
 
-from contracts import Camera, Frame, redact_url
+from contracts import Camera, Frame, StreamInput, describe_stream_error, scrub, stream_input
 from ingest.config import IngestConfig
 from ingest.sampling import Sampler, SamplingMode, StreamStats, backoff_delay
 
@@ -51,76 +47,22 @@ class ReaderListener(Protocol):
     def on_reconnect(self, reader: StreamReader, delay: float) -> None: ...
 
 
-@dataclass(frozen=True)
-class SourceSpec:
-    """How to open a camera URL: the URL given to FFmpeg, its options, and whether to pace to real time."""
+def source_spec(url: str, open_timeout_s: float, read_timeout_s: float) -> StreamInput:
+    """The reader's input options (`contracts.stream_input`), with FFmpeg's socket timeout set.
 
-    url: str
-    options: dict[str, str]
-    paced: bool
-
-
-def source_spec(url: str, open_timeout_s: float, read_timeout_s: float) -> SourceSpec:
-    """RTSP over TCP by default; `rtsp+udp://`, `rtsp+http://` pick the transport; files play in real time.
-
-    The `timeout` option is FFmpeg's own socket timeout (µs): a read that gets no byte for that long fails
-    with an I/O error. It is what catches a silent socket while reading (PyAV's `timeout=` only bounds the
-    open, see `StreamReader._read_once`). It also applies during the open, so it is never shorter than the
-    open timeout: PyAV's open timeout fires first there, with its clearer reason.
+    That timeout (`timeout`, µs) is what catches a silent socket while reading: a read that gets no byte for
+    that long fails with an I/O error (PyAV's `timeout=` only bounds the open, see
+    `StreamReader._read_once`). It also applies during the open, so it is never shorter than the open
+    timeout: PyAV's open timeout fires first there, with its clearer reason.
     """
-    timeout_us = str(int(max(open_timeout_s, read_timeout_s) * 1_000_000))
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("rtsp", "rtsps", "rtsp+tcp", "rtsp+udp", "rtsp+http"):
-        transport = scheme.partition("+")[2] or "tcp"
-        real = "rtsp" + url[len(scheme) :] if "+" in scheme else url
-        options = {
-            "rtsp_transport": transport,
-            "timeout": timeout_us,  # socket I/O timeout, microseconds
-            "probesize": "65536",  # fast probe: SDP already tells codec and size
-            "analyzeduration": "200000",
-            "fflags": "nobuffer",
-            "max_delay": "500000",
-        }
-        return SourceSpec(real, options, paced=False)
-    if scheme in ("http", "https", "udp", "tcp", "srt", "rtmp"):
-        return SourceSpec(url, {"timeout": timeout_us, "analyzeduration": "500000"}, paced=False)
-    path = url[len("file://") :] if scheme == "file" else url
-    return SourceSpec(path, {}, paced=True)
+    return stream_input(url, socket_timeout_s=max(open_timeout_s, read_timeout_s))
 
 
 def describe_error(exc: BaseException, url: str) -> str:
     """A short reason for health and logs, without the URL or its credentials."""
     if isinstance(exc, StreamFailure):
-        text = str(exc)
-    elif isinstance(exc, av.error.FFmpegError):
-        # str(FFmpegError) appends the filename (the URL); build the text from the parts instead
-        text = f"{type(exc).__name__}: {exc.strerror or 'error'}"
-        if isinstance(exc, av.error.ExitError):
-            text = "timed out (no data)"
-    elif isinstance(exc, OSError):
-        text = f"{type(exc).__name__}: {exc.strerror or exc}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    parts = urlsplit(url)
-    if (
-        isinstance(exc, OSError)
-        and exc.errno == errno.EIO
-        and parts.hostname
-        and not _resolves(parts.hostname)
-    ):
-        text = f"cannot resolve host {parts.hostname!r}"  # FFmpeg reports a failed lookup as a bare EIO
-    text = text.replace(url, redact_url(url))
-    if parts.password:
-        text = text.replace(parts.password, "***")
-    return text[:300]
-
-
-def _resolves(host: str) -> bool:
-    try:
-        socket.getaddrinfo(host, None)
-    except (socket.gaierror, UnicodeError):
-        return False
-    return True
+        return scrub(str(exc), url)[:300]  # the reader's own words, scrubbed all the same
+    return describe_stream_error(exc, url)
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
