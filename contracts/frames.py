@@ -73,11 +73,16 @@ class Frame:
 class FrameSink(Protocol):
     """Takes sampled frames from ingest (detection implements it).
 
-    `submit` never blocks: a busy sink replaces an older frame of the same camera or drops, and counts it.
-    `cameras_changed` receives the full set of cameras the worker now owns, whenever it changes.
+    `submit` never blocks: ingest's readers call it on their own threads. A busy sink keeps one frame per
+    camera: a newer frame replaces the waiting one, a frame that waited too long is dropped, and either drop
+    is counted once, per camera. `dropped(camera_id)` reports that count (ingest puts it in the camera's
+    health record and metrics). `cameras_changed` receives the full set of cameras the worker now owns,
+    whenever it changes; the sink forgets the others (their drop counts included).
     """
 
     def submit(self, frame: Frame) -> None: ...
+
+    def dropped(self, camera_id: str) -> int: ...
 
     def cameras_changed(self, cameras: Mapping[str, Camera]) -> None: ...
 

@@ -1,8 +1,10 @@
-"""The bounded buffer between ingest and the detector: the latest frame per camera wins.
+"""The one slot per camera between ingest's readers and the detector: the latest frame per camera wins.
 
-`put` never blocks: a newer frame of the same camera replaces the waiting one (counted as `replaced`).
-`take` hands out up to B frames, oldest waiting first, and drops (and counts as `stale`) frames that waited
-past `max_age_s`: a late frame is worth less than the next one, so stale frames are never queued.
+`put` never blocks (readers call it on their own threads): a newer frame of the same camera replaces the
+waiting one (counted as `replaced`). `take` hands out up to B frames, oldest waiting first, and drops (and
+counts as `stale`) frames that waited past `max_age_s`: a late frame is worth less than the next one, so stale
+frames are never queued. Both kinds of drop are also counted per camera (`dropped`), once each, for the
+camera's health record.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from contracts.frames import Frame
@@ -29,6 +31,7 @@ class LatestFrameBuffer:
         self.max_age_s = max_age_s
         self._clock = clock
         self._frames: OrderedDict[str, tuple[float, Frame]] = OrderedDict()
+        self._dropped: dict[str, int] = {}
         self._cond = threading.Condition()
         self._closed = False
         self.counts = BufferCounts()
@@ -39,17 +42,26 @@ class LatestFrameBuffer:
 
     def put(self, frame: Frame) -> None:
         with self._cond:
-            if frame.camera_id in self._frames:
-                del self._frames[frame.camera_id]  # re-inserted at the end: arrival order stays fair
+            cid = frame.camera_id
+            if cid in self._frames:
+                del self._frames[cid]  # re-inserted at the end: arrival order stays fair
                 self.counts.replaced += 1
-            self._frames[frame.camera_id] = (self._clock(), frame)
+                self._dropped[cid] = self._dropped.get(cid, 0) + 1
+            self._frames[cid] = (self._clock(), frame)
             self.counts.accepted += 1
             self._cond.notify()
 
-    def discard(self, camera_ids: set[str]) -> None:
+    def dropped(self, camera_id: str) -> int:
+        """Frames of `camera_id` replaced or gone stale before `take` (since it was last discarded)."""
         with self._cond:
-            for cid in camera_ids & set(self._frames):
-                del self._frames[cid]
+            return self._dropped.get(camera_id, 0)
+
+    def discard(self, camera_ids: Iterable[str]) -> None:
+        """Forget cameras no longer watched: their waiting frame and their drop count."""
+        with self._cond:
+            for cid in camera_ids:
+                self._frames.pop(cid, None)
+                self._dropped.pop(cid, None)
 
     def take(self, max_frames: int, timeout: float) -> list[Frame]:
         """Up to `max_frames` fresh frames (one per camera), waiting up to `timeout` s for the first one."""
@@ -84,3 +96,4 @@ class LatestFrameBuffer:
         for cid in [cid for cid, (at, _) in self._frames.items() if now - at > self.max_age_s]:
             del self._frames[cid]
             self.counts.stale += 1
+            self._dropped[cid] = self._dropped.get(cid, 0) + 1

@@ -1,6 +1,8 @@
 """Prometheus metrics of detection, read from the pipeline and publisher counters when Prometheus scrapes.
 
-The caller registers it: `registry.register(DetectionCollector(pipeline, publisher))`.
+The caller registers it: `registry.register(DetectionCollector(pipeline, publisher))`. Frames the buffer
+dropped (replaced or stale) are not repeated here: the pipeline reports them per camera through
+`FrameSink.dropped`, and the ingest worker exports them once, as `gridwatch_ingest_dropped_samples_total`.
 """
 
 from __future__ import annotations
@@ -23,15 +25,12 @@ class DetectionCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         wid = self.pipeline.config.worker_id
         counts = self.pipeline.stats()
-        buffer = self.pipeline.buffer.counts
         frames = CounterMetricFamily(
             "gridwatch_detection_frames", "Sampled frames by outcome", labels=["worker", "outcome"]
         )
         for outcome, value in (
             ("submitted", counts.submitted),
             ("unknown_camera", counts.unknown_camera),
-            ("replaced", buffer.replaced),
-            ("stale", buffer.stale),
             ("processed", counts.processed),
             ("inferred", counts.inferred),
             ("gated", counts.gated),

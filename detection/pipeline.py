@@ -1,6 +1,7 @@
 """`DetectionPipeline`: the `FrameSink` ingest hands sampled frames to.
 
-    submit(frame) -> LatestFrameBuffer (latest per camera wins, stale frames dropped)
+    submit(frame) -> LatestFrameBuffer (the one slot per camera: latest wins, stale frames dropped, both
+                     drops counted per camera for `dropped`)
     detector thread: take up to B frames -> motion gate per camera -> ONE detector call for the frames
     that need it -> tracker per camera -> rules per camera -> Alert + snapshot -> AlertSink
 
@@ -73,16 +74,23 @@ class DetectionPipeline:
         self.counts = PipelineCounts()
         self._cameras: dict[str, _CameraState] = {}
         self._lock = threading.Lock()
+        self._submit_lock = threading.Lock()  # readers submit from many threads; `+=` is not atomic
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- FrameSink -------------------------------------------------------------------------------------
     def submit(self, frame: Frame) -> None:
-        self.counts.submitted += 1
-        if frame.camera_id not in self._cameras:
-            self.counts.unknown_camera += 1
-            return
-        self.buffer.put(frame)
+        known = frame.camera_id in self._cameras
+        with self._submit_lock:
+            self.counts.submitted += 1
+            if not known:
+                self.counts.unknown_camera += 1
+        if known:
+            self.buffer.put(frame)
+
+    def dropped(self, camera_id: str) -> int:
+        """Frames of `camera_id` replaced or gone stale in the buffer, each counted once."""
+        return self.buffer.dropped(camera_id)
 
     def cameras_changed(self, cameras: Mapping[str, Camera]) -> None:
         with self._lock:

@@ -174,6 +174,7 @@ def _run_worker(
     import redis
 
     from detection.config import DetectionConfig
+    from detection.metrics import DetectionCollector
     from detection.pipeline import DetectionPipeline
     from detection.publisher import RedisAlertPublisher
     from ingest.cameras import RedisCameraSource, YamlCameraSource
@@ -201,7 +202,7 @@ def _run_worker(
     worker = IngestWorker(config, source, pipeline, publisher, client)
     pipeline.start()
     try:
-        serve(worker)
+        serve(worker, collectors=[DetectionCollector(pipeline, publisher)])
     finally:
         pipeline.stop()
         publisher.close()

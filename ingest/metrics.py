@@ -1,33 +1,54 @@
 """Prometheus metrics of one ingest worker, served from its own registry on `metrics_port`.
 
-Values are read from the worker when Prometheus scrapes (a custom collector): nothing is counted per frame.
+Values are read when Prometheus scrapes (a custom collector): nothing is counted per frame. The collector
+reads a `WorkerStatus` (worker id, health records, typed stream counters), which `IngestWorker` provides;
+the composition root (`ingest.run.serve`) builds the server with it and any other collectors of the process
+(detection's), so one scrape shows the whole worker and this module never imports the worker.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from contracts import CameraState
-
-if TYPE_CHECKING:
-    from ingest.worker import IngestWorker
+from contracts import CameraState, StreamHealth
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamCounters:
+    """Running totals of one camera's reader."""
+
+    decode_cpu_s: float  # CPU seconds spent decoding and converting
+    samples: int  # samples handed to the frame sink
+    mode: str  # `SamplingMode` value: what the reader decodes
+
+
+class WorkerStatus(Protocol):
+    """What the metrics read of a worker."""
+
+    @property
+    def worker_id(self) -> str: ...
+
+    def health(self) -> Mapping[str, StreamHealth]: ...
+
+    def stream_counters(self) -> Mapping[str, StreamCounters]: ...
+
+
 class WorkerCollector(Collector):
-    def __init__(self, worker: IngestWorker) -> None:
+    def __init__(self, worker: WorkerStatus) -> None:
         self.worker = worker
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        wid = self.worker.config.worker_id
+        wid = self.worker.worker_id
         health = self.worker.health()
         counters = self.worker.stream_counters()
         now = datetime.now(UTC)
@@ -49,7 +70,7 @@ class WorkerCollector(Collector):
         )
         drops = CounterMetricFamily(
             "gridwatch_ingest_dropped_samples",
-            "Samples replaced before the sink took them",
+            "Samples the frame sink dropped (replaced by a newer one or gone stale before detection)",
             labels=["camera"],
         )
         reconnects = CounterMetricFamily(
@@ -71,20 +92,21 @@ class WorkerCollector(Collector):
             reconnects.add_metric([cid], row.reconnects)
             c = counters.get(cid)
             if c is not None:
-                cpu.add_metric([cid, c["mode"]], c["decode_cpu_s"])
-                samples.add_metric([cid], c["samples"])
+                cpu.add_metric([cid, c.mode], c.decode_cpu_s)
+                samples.add_metric([cid], c.samples)
         yield from (rate, fps, age, drops, reconnects, cpu, samples)
 
 
 class MetricsServer:
     """An HTTP server for one worker's own registry (several workers in a process never collide)."""
 
-    def __init__(self, worker: IngestWorker, host: str, port: int) -> None:
+    def __init__(self, collectors: Iterable[Collector], host: str, port: int, name: str = "worker") -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(WorkerCollector(worker))
+        for collector in collectors:
+            self.registry.register(collector)
         self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
         self.port = int(self._server.server_port)
-        log.info("worker %s: metrics on http://%s:%d/metrics", worker.config.worker_id, host, self.port)
+        log.info("%s: metrics on http://%s:%d/metrics", name, host, self.port)
 
     def close(self) -> None:
         self._server.shutdown()

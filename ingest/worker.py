@@ -1,10 +1,15 @@
 """`IngestWorker`: reads many cameras in one process, one reader thread each, and supervises them.
 
 IngestWorker
-  ├── StreamReader thread per owned camera ──sample──► LatestFrameDispatcher ──► FrameSink.submit
+  ├── StreamReader thread per owned camera ──sample──► FrameSink.submit (on the reader's thread; it never
+  │        │                                            blocks: the sink keeps one slot per camera and
+  │        │                                            counts its drops, read back with `dropped`)
   │        └─ failure / frame events ──► CameraMonitor (state, alerts) ──► AlertSink.publish
   └── supervisor thread: camera changes, sharding (heartbeat, live set), stall watchdog,
                           offline escalation, health records in Redis
+
+The worker serves no metrics itself: it is a `metrics.WorkerStatus`, and `ingest.run.serve` builds the
+metrics server around it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -29,15 +33,12 @@ from contracts import (
 )
 from ingest.cameras import CameraSource
 from ingest.config import IngestConfig
-from ingest.dispatch import LatestFrameDispatcher
 from ingest.health import HealthWriter
+from ingest.metrics import StreamCounters
 from ingest.monitor import CameraMonitor, Transition, build_alert
 from ingest.reader import StreamReader, cpu_count
 from ingest.sampling import SamplingMode
 from ingest.sharding import WorkerRegistry, rendezvous_owner
-
-if TYPE_CHECKING:
-    from ingest.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,6 @@ class IngestWorker:
         self._owned_ids: frozenset[str] = frozenset()
         self._live_workers: set[str] = {config.worker_id}
         self._open_gate = threading.BoundedSemaphore(config.max_concurrent_reconnects)
-        self._dispatcher = LatestFrameDispatcher(sink, name=f"ingest-dispatch-{config.worker_id}")
         self._health = HealthWriter(redis_client, config.health_ttl_s) if redis_client is not None else None
         self._registry = (
             WorkerRegistry(redis_client, config.worker_id, config.worker_ttl_s)
@@ -88,8 +88,11 @@ class IngestWorker:
         self._stop = threading.Event()
         self._leaving = False
         self._supervisor: threading.Thread | None = None
-        self._metrics: MetricsServer | None = None
         self.reconnects_total = 0
+
+    @property
+    def worker_id(self) -> str:
+        return self.config.worker_id
 
     # ----- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,12 +106,7 @@ class IngestWorker:
                 self._live_workers = self._registry.live_workers()
             except redis.RedisError as exc:
                 log.warning("worker %s: cannot register in Redis yet: %s", self.config.worker_id, exc)
-        self._dispatcher.start()
         self._apply()
-        if self.config.metrics_port is not None:
-            from ingest.metrics import MetricsServer
-
-            self._metrics = MetricsServer(self, self.config.metrics_host, self.config.metrics_port)
         self._supervisor = threading.Thread(
             target=self._supervise, name=f"ingest-supervisor-{self.config.worker_id}", daemon=True
         )
@@ -116,7 +114,7 @@ class IngestWorker:
         log.info("ingest worker %s started with %d cameras", self.config.worker_id, len(self._streams))
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Graceful: hand cameras over (sharded), stop readers, join every thread, close the metrics."""
+        """Graceful: hand cameras over (sharded), stop readers, join every thread."""
         deadline = time.monotonic() + timeout
         if self._registry is not None and self._supervisor is not None and not self._stop.is_set():
             self._leaving = True
@@ -146,16 +144,8 @@ class IngestWorker:
                 len(alive),
                 ", ".join(alive[:5]),
             )
-        self._dispatcher.close(max(0.1, deadline - time.monotonic()))
-        if self._metrics is not None:
-            self._metrics.close()
-            self._metrics = None
         self.cameras.close()
         log.info("ingest worker %s stopped", self.config.worker_id)
-
-    @property
-    def metrics_port(self) -> int | None:
-        return self._metrics.port if self._metrics is not None else None
 
     # ----- ownership -------------------------------------------------------------------------------------
     def owned_cameras(self) -> dict[str, Camera]:
@@ -199,7 +189,6 @@ class IngestWorker:
         stream = self._streams.pop(camera_id)
         stream.reader.stop()
         self._retiring.append(stream.thread)
-        self._dispatcher.discard(camera_id)
         if removed and self._health is not None:
             self._health.remove([camera_id])
         log.info("camera %s: stopped reading (%s)", camera_id, "removed" if removed else "moved or changed")
@@ -228,7 +217,10 @@ class IngestWorker:
             stream.stalled = False
             stream.last_frame_wall = frame.captured_at
             transition = stream.monitor.frame(time.monotonic())
-        self._dispatcher.put(frame)
+        try:
+            self.sink.submit(frame)  # never blocks (the FrameSink contract): no queue of our own
+        except Exception:  # the sink is another package's code; a bug there must not kill a reader
+            log.exception("frame sink failed on camera %s", frame.camera_id)
         if transition is not None:
             self._announce(stream, transition)
 
@@ -385,20 +377,18 @@ class IngestWorker:
             height=reader.height,
             codec=reader.codec,
             reconnects=monitor.reconnects,
-            dropped_samples=self._dispatcher.dropped(stream.camera.id),
+            dropped_samples=self.sink.dropped(stream.camera.id),
             last_error=monitor.last_error,
             updated_at=wall,
         )
 
-    def stream_counters(self) -> dict[str, dict[str, Any]]:
+    def stream_counters(self) -> dict[str, StreamCounters]:
         """Per-camera counters for metrics: decode CPU seconds, samples, sampling mode."""
         with self._lock:
             streams = list(self._streams.values())
         return {
-            s.camera.id: {
-                "decode_cpu_s": s.reader.decode_cpu_s,
-                "samples": s.reader.samples,
-                "mode": s.reader.mode.value,
-            }
+            s.camera.id: StreamCounters(
+                decode_cpu_s=s.reader.decode_cpu_s, samples=s.reader.samples, mode=s.reader.mode.value
+            )
             for s in streams
         }

@@ -90,6 +90,20 @@ def test_latest_frame_per_camera_wins() -> None:
     assert buf.counts.replaced == 4
 
 
+def test_a_busy_detector_gets_the_newest_sample_and_drops_are_counted_per_camera() -> None:
+    buf = LatestFrameBuffer(max_age_s=3)
+    buf.put(frame("a", 0))
+    assert [(f.camera_id, f.seq) for f in buf.take(10, timeout=0)] == [("a", 0)]  # now the detector is busy
+    for seq in range(1, 6):
+        buf.put(frame("a", seq))
+    buf.put(frame("b", 1))
+    assert len(buf) == 2  # one slot per camera, never more
+    assert buf.dropped("a") == 4 and buf.dropped("b") == 0
+    assert [(f.camera_id, f.seq) for f in buf.take(10, timeout=0)] == [("a", 5), ("b", 1)]
+    buf.discard({"a"})  # a camera no longer watched is forgotten, its count too
+    assert buf.dropped("a") == 0
+
+
 @pytest.mark.parametrize(("batch", "expected"), [(1, 1), (3, 3), (8, 5)])
 def test_batches_up_to_b(batch: int, expected: int) -> None:
     buf = LatestFrameBuffer(max_age_s=3)
@@ -107,6 +121,17 @@ def test_stale_frames_are_dropped_and_counted() -> None:
     clock.now = 4.0
     assert [f.camera_id for f in buf.take(10, timeout=0)] == ["b"]
     assert buf.counts.stale == 1
+    assert buf.dropped("a") == 1 and buf.dropped("b") == 0
+
+
+def test_a_sample_replaced_and_then_gone_stale_is_two_drops_of_two_samples() -> None:
+    clock = FakeClock()
+    buf = LatestFrameBuffer(max_age_s=3, clock=clock)
+    buf.put(frame("a", 0))
+    buf.put(frame("a", 1))  # sample 0 replaced: one drop
+    clock.now = 4.0
+    assert buf.take(10, timeout=0) == []  # sample 1 stale: another drop, not the first one again
+    assert (buf.counts.replaced, buf.counts.stale, buf.dropped("a")) == (1, 1, 2)
 
 
 def test_take_waits_for_a_frame_and_close_wakes_it() -> None:

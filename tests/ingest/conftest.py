@@ -39,6 +39,9 @@ class FakeSink:
         with self._lock:
             self.changes.append(set(cameras))
 
+    def dropped(self, camera_id: str) -> int:
+        return 0  # keeps every frame
+
     def of(self, camera_id: str) -> list[Frame]:
         with self._lock:
             return [f for f in self.frames if f.camera_id == camera_id]

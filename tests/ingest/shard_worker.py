@@ -43,6 +43,9 @@ class CountingSink:
     def submit(self, frame: Frame) -> None:
         self.frames[frame.camera_id] = self.frames.get(frame.camera_id, 0) + 1
 
+    def dropped(self, camera_id: str) -> int:
+        return 0  # counts every frame, drops none
+
     def cameras_changed(self, cameras: Mapping[str, Camera]) -> None:
         emit({"worker": self.worker_id, "t": time.time(), "cameras": sorted(cameras)})
 

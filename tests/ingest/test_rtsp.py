@@ -13,6 +13,7 @@ from contracts import AlertKind, Camera, CameraState, StreamHealth, health_key
 from ingest.cameras import StaticCameraSource
 from ingest.config import IngestConfig
 from ingest.health import format_health_table, read_health
+from ingest.metrics import MetricsServer, WorkerCollector
 from ingest.probe import ProbeError, probe
 from ingest.sampling import SamplingMode
 from ingest.worker import IngestWorker
@@ -47,9 +48,7 @@ def test_frames_arrive_at_the_configured_rate_and_health_is_in_redis(
         Camera(id="key", url=secret_url, sample_fps=1.0),
         Camera(id="all", url=server.url("/cam"), sample_fps=5.0),
     ]
-    worker = workers(
-        IngestWorker(config(metrics_port=0), StaticCameraSource(cams), sink, alerts, redis_client)
-    )
+    worker = workers(IngestWorker(config(), StaticCameraSource(cams), sink, alerts, redis_client))
     wait_until(lambda: len(sink.of("key")) >= 7 and len(sink.of("all")) >= 30, 90, "samples of both cameras")
     for cid, rate in (("key", 1.0), ("all", 5.0)):
         frames = sink.of(cid)[-6:] if cid == "key" else sink.of(cid)[-26:]
@@ -69,9 +68,13 @@ def test_frames_arrive_at_the_configured_rate_and_health_is_in_redis(
     assert 0 < redis_client.pttl(health_key("key")) <= 30_000
     table = format_health_table(read_health(redis_client))
     assert "key" in table and "online" in table and "hunter2" not in table
-    metrics = (
-        urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=10).read().decode()
-    )
+    server = MetricsServer([WorkerCollector(worker)], "127.0.0.1", 0)  # as `ingest.run.serve` wires it
+    try:
+        metrics = (
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10).read().decode()
+        )
+    finally:
+        server.close()
     assert 'gridwatch_ingest_cameras{state="online",worker="w-rtsp"} 2.0' in metrics
     assert 'gridwatch_ingest_decode_cpu_seconds_total{camera="key",mode="keyframes"}' in metrics
     assert "hunter2" not in metrics

@@ -1,4 +1,8 @@
-"""Unit tests of the small pieces: dispatcher, rendezvous hashing, health table, credential redaction."""
+"""Unit tests of the small pieces: rendezvous hashing, health table, metrics, credential redaction.
+
+The one slot per camera between readers and detection is `detection.buffer.LatestFrameBuffer`
+(tests/detection/test_motion_buffer.py); a failing sink is tested on a running worker (test_worker.py).
+"""
 
 from __future__ import annotations
 
@@ -11,62 +15,10 @@ import pytest
 
 from contracts import CameraState, Frame, StreamHealth
 from ingest.config import IngestConfig
-from ingest.dispatch import LatestFrameDispatcher
 from ingest.health import format_health_table
+from ingest.metrics import StreamCounters, WorkerCollector
 from ingest.reader import describe_error, source_spec
 from ingest.sharding import assign
-from tests.ingest.conftest import FakeSink, wait_until
-
-
-def frame(camera_id: str, seq: int) -> Frame:
-    return Frame(camera_id, np.zeros((2, 2, 3), np.uint8), datetime.now(UTC), seq)
-
-
-def test_slow_sink_gets_the_newest_sample_and_drops_are_counted() -> None:
-    gate = threading.Event()
-
-    class BlockingSink(FakeSink):
-        def submit(self, f: Frame) -> None:
-            gate.wait(10)
-            super().submit(f)
-
-    sink = BlockingSink()
-    dispatcher = LatestFrameDispatcher(sink)
-    dispatcher.start()
-    try:
-        dispatcher.put(frame("a", 0))  # taken by the dispatcher, which then blocks in the sink
-        wait_until(lambda: dispatcher.pending == 0, 10, "the dispatcher to take the first frame")
-        for seq in range(1, 6):
-            dispatcher.put(frame("a", seq))
-        dispatcher.put(frame("b", 1))
-        assert dispatcher.pending == 2  # one slot per camera, never more
-        assert dispatcher.dropped("a") == 4 and dispatcher.dropped("b") == 0
-        gate.set()
-        wait_until(lambda: len(sink.frames) == 3, 10, "the sink to get three frames")
-        assert [(f.camera_id, f.seq) for f in sink.frames] == [("a", 0), ("a", 5), ("b", 1)]
-    finally:
-        gate.set()
-        dispatcher.close()
-
-
-def test_a_failing_sink_does_not_stop_dispatch(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(FakeSink):
-        def submit(self, f: Frame) -> None:
-            if f.camera_id == "bad":
-                raise RuntimeError("boom")
-            super().submit(f)
-
-    sink = Broken()
-    dispatcher = LatestFrameDispatcher(sink)
-    dispatcher.start()
-    try:
-        dispatcher.put(frame("bad", 1))
-        dispatcher.put(frame("good", 1))
-        wait_until(lambda: len(sink.frames) == 1, 10, "the good frame")
-    finally:
-        dispatcher.close()
-    assert "frame sink failed on camera bad" in caplog.text
-
 
 CAMERAS = [f"cam-{i:04d}" for i in range(2000)]
 
@@ -155,6 +107,44 @@ def test_health_table_shows_the_columns_an_operator_needs() -> None:
     assert "online" in first and "25.0" in first and "2.00" in first and "4012" in first and "1.5s" in first
     assert "offline" in second and "Connection refused" in second and "7" in second
     assert summary == "(1 offline, 1 online)"
+
+
+class FakeStatus:
+    """A `WorkerStatus`: what the metrics collector reads of a worker."""
+
+    worker_id = "w1"
+
+    def __init__(self, rows: list[StreamHealth], counters: dict[str, StreamCounters]) -> None:
+        self.rows, self.counters = rows, counters
+
+    def health(self) -> dict[str, StreamHealth]:
+        return {r.camera_id: r for r in self.rows}
+
+    def stream_counters(self) -> dict[str, StreamCounters]:
+        return self.counters
+
+
+def test_worker_metrics_read_health_and_typed_counters() -> None:
+    from prometheus_client import CollectorRegistry
+
+    rows = [
+        StreamHealth(
+            camera_id="c1", state=CameraState.online, sample_fps=0.5, reconnects=2, dropped_samples=7
+        ),
+        StreamHealth(camera_id="c2", state=CameraState.offline),
+    ]
+    status = FakeStatus(rows, {"c1": StreamCounters(decode_cpu_s=1.5, samples=40, mode="keyframes")})
+    registry = CollectorRegistry()
+    registry.register(WorkerCollector(status))
+    value = registry.get_sample_value
+    assert value("gridwatch_ingest_cameras", {"worker": "w1", "state": "online"}) == 1
+    assert value("gridwatch_ingest_cameras", {"worker": "w1", "state": "offline"}) == 1
+    assert value("gridwatch_ingest_dropped_samples_total", {"camera": "c1"}) == 7
+    assert value("gridwatch_ingest_dropped_samples_total", {"camera": "c2"}) == 0
+    assert value("gridwatch_ingest_reconnects_total", {"camera": "c1"}) == 2
+    assert value("gridwatch_ingest_decode_cpu_seconds_total", {"camera": "c1", "mode": "keyframes"}) == 1.5
+    assert value("gridwatch_ingest_samples_total", {"camera": "c1"}) == 40
+    assert value("gridwatch_ingest_samples_total", {"camera": "c2"}) is None  # no reader counters yet
 
 
 def test_config_bounds() -> None:

@@ -1,14 +1,16 @@
-"""The worker end to end on file sources (paced to real time) with fake sinks: no server needed."""
+"""The worker end to end on file sources (paced to real time) with fake sinks (and once with detection's
+pipeline as the sink): no server needed."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from contracts import AlertKind, Camera, CameraState
+from contracts import AlertKind, Camera, CameraState, Frame
 from ingest.cameras import StaticCameraSource, YamlCameraSource
 from ingest.config import IngestConfig
 from ingest.worker import IngestWorker
@@ -99,3 +101,91 @@ def test_bad_camera_file_fails_the_start(tmp_path: Path, sink: FakeSink, alerts:
     worker = IngestWorker(config(), YamlCameraSource(path), sink, alerts)
     with pytest.raises(ValueError, match="c1"):
         worker.start()
+
+
+def test_a_failing_sink_does_not_stop_the_reader(
+    clips: dict[str, Path], alerts: FakeAlerts, workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(FakeSink):
+        def submit(self, frame: Frame) -> None:
+            if frame.camera_id == "bad":
+                raise RuntimeError("boom")
+            super().submit(frame)
+
+    sink = Broken()
+    cams = [Camera(id=c, url=str(clips["loop"]), sample_fps=1.0) for c in ("bad", "good")]
+    worker = workers(IngestWorker(config(), StaticCameraSource(cams), sink, alerts))
+    wait_until(lambda: len(sink.of("good")) >= 2, 60, "the good camera's samples")
+    wait_until(lambda: worker.stream_counters()["bad"].samples >= 3, 60, "the bad camera to go on sampling")
+    assert worker.health()["bad"].state is CameraState.online
+    assert "frame sink failed on camera bad" in caplog.text
+
+
+class SlowDetector:
+    """A detector that takes `seconds` per batch and sees nothing: the pipeline falls behind the reader."""
+
+    name = "slow"
+    names = ("person",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def detect(self, images):  # noqa: ANN001, ANN201
+        from detection.types import Detections
+
+        time.sleep(self.seconds)
+        return [Detections.empty(self.names) for _ in images]
+
+
+def test_a_slow_sink_drops_samples_once_and_health_and_metrics_show_each_once(
+    clips: dict[str, Path], alerts: FakeAlerts
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from detection import DetectionConfig, DetectionPipeline, MotionConfig, TrackerConfig
+    from detection.metrics import DetectionCollector
+    from ingest.metrics import WorkerCollector
+
+    detection = DetectionConfig(
+        model="unused.onnx",
+        motion=MotionConfig(enabled=False),  # every sample goes to the (slow) detector
+        tracker=TrackerConfig(enabled=False),
+        max_frame_age_s=0.3,
+    )
+    pipeline = DetectionPipeline(detection, alerts, detector=SlowDetector(2.5))
+    cam = Camera(id="c1", url=str(clips["loop"]), sample_fps=1.0)
+    worker = IngestWorker(config(), StaticCameraSource([cam]), pipeline, alerts)
+    registry = CollectorRegistry()  # one registry for both, as `gridwatch ingest` serves them
+    registry.register(WorkerCollector(worker))
+    registry.register(DetectionCollector(pipeline))
+    pipeline.start()
+    try:
+        worker.start()
+        reader = worker._streams["c1"].reader
+        wait_until(lambda: pipeline.dropped("c1") >= 3, 60, "samples dropped by the busy pipeline")
+        for _ in range(100):  # a read between two samples (they come once a second)
+            made, dropped = reader.samples, pipeline.dropped("c1")
+            health = worker.health()["c1"]
+            text = generate_latest(registry).decode()
+            submitted = pipeline.counts.submitted
+            if (reader.samples, pipeline.dropped("c1")) == (made, dropped) and submitted == made:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no read saw every sample the reader made reach the sink, with the counts still")
+        # every sample the reader made reached the sink: no drop before it (one slot per camera, in detection)
+        assert health.dropped_samples == dropped
+        series = [
+            line
+            for line in text.splitlines()
+            if not line.startswith("#") and any(w in line for w in ("drop", "replaced", "stale"))
+        ]
+        assert series == [f'gridwatch_ingest_dropped_samples_total{{camera="c1"}} {float(dropped)}']
+    finally:
+        worker.stop(timeout=20)
+        pipeline.stop()
+    # each sample that reached the buffer was taken, dropped (once) or is still waiting
+    counts = pipeline.buffer.counts
+    assert counts.accepted == pipeline.counts.submitted
+    assert counts.accepted == counts.taken + pipeline.dropped("c1") + len(pipeline.buffer)
+    assert pipeline.dropped("c1") == counts.replaced + counts.stale
