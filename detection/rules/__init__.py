@@ -1,4 +1,8 @@
-"""Event rules, one module per rule, each pure (frame time passed in, no I/O). `build_rule` maps a config."""
+"""Event rules, one module per rule, each pure (frame time passed in, no I/O). `build_rule` maps a config.
+
+The zone rules pick their objects with one `ZoneFilter` each; every rule builds its events with
+`RuleEvent.of`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from detection.rules.intrusion import ZoneIntrusionRule
 from detection.rules.line_crossing import LineCrossingRule
 from detection.rules.loitering import LoiteringRule
 from detection.rules.tamper import TamperRule
+from detection.rules.zone import ZoneFilter
 
 AnyRuleConfig = (
     IntrusionRuleConfig
@@ -50,6 +55,7 @@ __all__ = [
     "Rule",
     "RuleEvent",
     "TamperRule",
+    "ZoneFilter",
     "ZoneIntrusionRule",
     "build_rule",
 ]

@@ -1,4 +1,6 @@
-"""What every rule shares: the observation it is fed, the event it returns, filters, windows, geometry.
+"""What every rule shares: the observation it is fed, the event it returns, time windows, geometry.
+
+Which objects a rule watches is `detection.rules.zone.ZoneFilter`.
 
 Rules are pure: state per instance, the frame time passed in (`Observation.t`, seconds since the epoch),
 no I/O and no clock reads, so a test replays a scripted track and asserts exactly when a rule fires.
@@ -86,7 +88,7 @@ def in_windows(t: float, windows: Sequence[TimeWindow], utc_offset_minutes: int)
 
 
 def points_in_polygon(
-    points: np.ndarray[Any, Any], polygon: Sequence[tuple[float, float]]
+    points: np.ndarray[Any, Any], polygon: Sequence[tuple[float, float]] | np.ndarray[Any, Any]
 ) -> np.ndarray[Any, Any]:
     """Ray casting, vectorized over points (N, 2); points on the boundary may fall either way."""
     poly = np.asarray(polygon, np.float64)
@@ -100,30 +102,6 @@ def points_in_polygon(
         inside ^= crosses & (x < x_at)
         xj, yj = xi, yi
     return inside
-
-
-class ObjectFilter:
-    """Per-rule object filter: classes, minimum confidence, box area bounds (fractions of the image)."""
-
-    def __init__(
-        self, classes: Sequence[str], min_confidence: float, min_area: float, max_area: float
-    ) -> None:
-        if min_area > max_area:
-            raise ValueError("min_area must not exceed max_area")
-        self.classes = frozenset(classes)
-        self.min_confidence, self.min_area, self.max_area = min_confidence, min_area, max_area
-
-    def mask(self, det: Detections) -> np.ndarray[Any, Any]:
-        if not len(det):
-            return np.zeros(0, bool)
-        names = np.array([det.class_name(i) in self.classes for i in range(len(det))], bool)
-        area = det.area
-        return (
-            names
-            & (det.confidence >= self.min_confidence)
-            & (area >= self.min_area)
-            & (area <= self.max_area)
-        )
 
 
 def track_keys(det: Detections) -> list[int | None]:

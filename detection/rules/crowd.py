@@ -7,14 +7,15 @@ episode alerts only after `cooldown_s` since the last alert.
 from __future__ import annotations
 
 from contracts.rules import CrowdRuleConfig
-from detection.rules.base import ObjectFilter, Observation, RuleEvent, in_windows, points_in_polygon
+from detection.rules.base import Observation, RuleEvent, in_windows
+from detection.rules.zone import ZoneFilter
 
 
 class CrowdRule:
     def __init__(self, config: CrowdRuleConfig) -> None:
         self.config = config
         self.id, self.kind = config.id, config.kind
-        self._filter = ObjectFilter(config.classes, config.min_confidence, config.min_area, config.max_area)
+        self._zone = ZoneFilter.of(config)
         self._since: float | None = None  # start of the current crowded stretch
         self._last_crowded: float | None = None
         self._fired = False  # alerted in the current episode
@@ -23,10 +24,8 @@ class CrowdRule:
     def update(self, obs: Observation) -> list[RuleEvent]:
         cfg = self.config
         det = obs.detections
-        mask = self._filter.mask(det)
-        if len(det):
-            mask &= points_in_polygon(det.anchors, cfg.polygon)
-        count = int(mask.sum())
+        mask = self._zone.trigger(det)
+        count = self._zone.current_count
         if count >= cfg.min_count:
             if self._since is None:
                 self._since = obs.t

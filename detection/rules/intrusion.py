@@ -10,14 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.rules import IntrusionRuleConfig, VehicleZoneRuleConfig
-from detection.rules.base import (
-    ObjectFilter,
-    Observation,
-    RuleEvent,
-    in_windows,
-    points_in_polygon,
-    track_keys,
-)
+from detection.rules.base import Observation, RuleEvent, in_windows, track_keys
+from detection.rules.zone import ZoneFilter
 
 
 @dataclass
@@ -31,15 +25,13 @@ class ZoneIntrusionRule:
     def __init__(self, config: IntrusionRuleConfig | VehicleZoneRuleConfig) -> None:
         self.config = config
         self.id, self.kind = config.id, config.kind
-        self._filter = ObjectFilter(config.classes, config.min_confidence, config.min_area, config.max_area)
+        self._zone = ZoneFilter.of(config)
         self._tracks: dict[int | None, _TrackState] = {}
 
     def update(self, obs: Observation) -> list[RuleEvent]:
         cfg = self.config
         det = obs.detections
-        mask = self._filter.mask(det)
-        if len(det):
-            mask &= points_in_polygon(det.anchors, cfg.polygon)
+        mask = self._zone.trigger(det)
         active = in_windows(obs.t, cfg.windows, cfg.utc_offset_minutes)
         inside_keys: dict[int | None, int] = {}
         for i, key in enumerate(track_keys(det)):

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.rules import LineCrossingRuleConfig
-from detection.rules.base import ObjectFilter, Observation, RuleEvent, in_windows
+from detection.rules.base import Observation, RuleEvent, in_windows
+from detection.rules.zone import ZoneFilter
 
 
 def side(a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]) -> float:
@@ -37,22 +38,20 @@ class LineCrossingRule:
     def __init__(self, config: LineCrossingRuleConfig) -> None:
         self.config = config
         self.id, self.kind = config.id, config.kind
-        self._filter = ObjectFilter(config.classes, config.min_confidence, config.min_area, config.max_area)
+        self._zone = ZoneFilter.of(config, tracked_only=True)  # a crossing is a move of one track
         self._tracks: dict[int, _Track] = {}
         self.counts = {"a_to_b": 0, "b_to_a": 0}
 
     def update(self, obs: Observation) -> list[RuleEvent]:
         cfg = self.config
         det = obs.detections
-        mask = self._filter.mask(det)
-        anchors = det.anchors if len(det) else None
+        mask = self._zone.trigger(det)
+        anchors = det.anchors
         firing: list[int] = []
         directions: list[str] = []
         active = in_windows(obs.t, cfg.windows, cfg.utc_offset_minutes)
         for i in map(int, mask.nonzero()[0]):
             tid = int(det.tracker_id[i])
-            if tid < 0 or anchors is None:
-                continue
             p = (float(anchors[i, 0]), float(anchors[i, 1]))
             track = self._tracks.get(tid)
             if track is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.rules import LoiteringRuleConfig
-from detection.rules.base import ObjectFilter, Observation, RuleEvent, in_windows, points_in_polygon
+from detection.rules.base import Observation, RuleEvent, in_windows
+from detection.rules.zone import ZoneFilter
 
 
 @dataclass
@@ -19,15 +20,13 @@ class LoiteringRule:
     def __init__(self, config: LoiteringRuleConfig) -> None:
         self.config = config
         self.id, self.kind = config.id, config.kind
-        self._filter = ObjectFilter(config.classes, config.min_confidence, config.min_area, config.max_area)
+        self._zone = ZoneFilter.of(config, tracked_only=True)  # a stay belongs to one track
         self._stays: dict[int, _Stay] = {}
 
     def update(self, obs: Observation) -> list[RuleEvent]:
         cfg = self.config
         det = obs.detections
-        mask = self._filter.mask(det)
-        if len(det):
-            mask &= points_in_polygon(det.anchors, cfg.polygon) & (det.tracker_id >= 0)
+        mask = self._zone.trigger(det)
         firing: list[int] = []
         active = in_windows(obs.t, cfg.windows, cfg.utc_offset_minutes)
         for i in map(int, mask.nonzero()[0]):

@@ -106,16 +106,7 @@ class TamperRule:
                 return []
             self.episode, self._good = cause, 0
             log.warning("tamper rule %s: %s", self.id, _DETAIL[cause])
-            return [
-                RuleEvent(
-                    kind="tamper",
-                    rule_id=cfg.id,
-                    severity=cfg.severity,
-                    t=obs.t,
-                    zone=cause,
-                    detail=_DETAIL[cause],
-                )
-            ]
+            return [RuleEvent.of(cfg, obs.t, zone=cause, detail=_DETAIL[cause])]
         if cause is None:
             self._good += 1
             if self._good >= cfg.clear_samples:
