@@ -33,6 +33,10 @@ class StreamHealth(BaseModel):
     height: int | None = None
     codec: str | None = None
     reconnects: int = 0
-    dropped_samples: int = 0
+    dropped_samples: int = Field(
+        default=0,
+        ge=0,
+        description="Samples the frame sink dropped (replaced by a newer one or gone stale), counted once",
+    )
     last_error: str | None = None
     updated_at: datetime | None = None

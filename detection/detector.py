@@ -1,4 +1,8 @@
-"""The only module that touches Ultralytics: load a model in any format it reads, detect on a batch."""
+"""The detector seam: load a model in any format Ultralytics reads and detect on a batch.
+
+The one module that runs an Ultralytics model; `tracking` uses Ultralytics' ByteTrack (and the demo's clip
+maker reads a picture shipped with the package).
+"""
 
 from __future__ import annotations
 

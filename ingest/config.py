@@ -38,7 +38,10 @@ class IngestConfig(BaseModel):
     )
     sharded: bool = Field(default=False, description="Share cameras with other workers through Redis")
     metrics_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any free port)"
+        default=None,
+        ge=0,
+        le=65535,
+        description="`ingest.run.serve` serves Prometheus metrics on this port (0: any free port)",
     )
     metrics_host: str = Field(default="0.0.0.0", description="Address the metrics server binds")
     decode_threads: int = Field(
