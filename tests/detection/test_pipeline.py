@@ -140,6 +140,18 @@ def test_threaded_submit_unknown_cameras_and_stop() -> None:
     assert len(sink.alerts) == 1
 
 
+def test_submit_keeps_one_frame_per_camera_and_reports_its_drops() -> None:
+    p, _, _ = pipeline()
+    p.cameras_changed({"a": make_camera("a", [RIGHT])})
+    for step in range(3):  # the detector thread is not running: nothing is taken
+        p.submit(Frame("a", image(0), T0 + timedelta(seconds=step), step))
+    p.submit(Frame("zzz", image(0), T0, 0))  # not this worker's camera: not a drop of the buffer
+    assert len(p.buffer) == 1 and p.dropped("a") == 2 and p.dropped("zzz") == 0
+    assert p.counts.submitted == 4 and p.counts.unknown_camera == 1
+    p.cameras_changed({})  # a camera no longer owned is forgotten, with its count
+    assert len(p.buffer) == 0 and p.dropped("a") == 0
+
+
 def test_cameras_changed_keeps_state_of_unchanged_cameras_and_drops_removed() -> None:
     p, _, _ = pipeline()
     a, b = make_camera("a", [RIGHT]), make_camera("b", [RIGHT])
