@@ -16,6 +16,9 @@ from contracts import describe_stream_error, redact_url, stream_input
 from ingest.reader import _seconds
 from ingest.sampling import StreamStats
 
+# What opening or reading a stream raises; ValueError too: PyAV decodes a junk stream's metadata as UTF-8.
+_OPEN_ERRORS = (av.error.FFmpegError, OSError, ValueError)
+
 
 class ProbeError(RuntimeError):
     """The stream could not be opened or read; the message has no credentials."""
@@ -52,7 +55,7 @@ def probe(url: str, timeout_s: float = 10) -> StreamInfo:
     packets = keyframes = 0
     try:
         container = av.open(spec.url, "r", options=spec.options, timeout=(timeout_s, timeout_s))
-    except (av.error.FFmpegError, OSError) as exc:
+    except _OPEN_ERRORS as exc:
         raise ProbeError(f"{redact_url(url)}: {describe_stream_error(exc, url)}") from None
     try:
         if not container.streams.video:
@@ -69,7 +72,7 @@ def probe(url: str, timeout_s: float = 10) -> StreamInfo:
                 keyframes += bool(packet.is_keyframe)
                 if keyframes >= 3 or time.monotonic() - started > timeout_s:
                     break
-        except (av.error.FFmpegError, OSError) as exc:
+        except _OPEN_ERRORS as exc:
             if packets == 0:
                 raise ProbeError(f"{redact_url(url)}: {describe_stream_error(exc, url)}") from None
         fps = stats.fps
