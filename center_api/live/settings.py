@@ -17,6 +17,18 @@ class LiveSettings(BaseModel):
         le=60,
         description="Silence on an open stream after which the camera counts as lost",
     )
+    probesize: int = Field(
+        default=500_000,
+        ge=32,
+        le=50_000_000,
+        description="Bytes FFmpeg may read from an RTSP stream to learn its codec (the SDP usually says)",
+    )
+    analyzeduration_us: int = Field(
+        default=0,
+        ge=0,
+        le=10_000_000,
+        description="Microseconds of an RTSP stream FFmpeg analyses before the first packet is relayed",
+    )
     max_viewers_per_camera: int = Field(default=16, ge=1, le=256, description="Viewers of one camera at once")
     max_cameras: int = Field(default=32, ge=1, le=1024, description="Cameras pulled for live view at once")
     viewer_queue: int = Field(

@@ -29,12 +29,16 @@ from fractions import Fraction
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from center_api.errors import Unavailable
 from center_api.live.settings import LiveSettings
+from contracts import describe_stream_error, stream_input
 
 log = logging.getLogger(__name__)
 
 RTP_CLOCK = Fraction(1, 90_000)
 REALTIME_FORMATS = {"rtsp", "rtp", "sdp", "v4l2", "udp", "hls"}
+# What opening or reading a stream raises; ValueError too: PyAV decodes a junk stream's metadata as UTF-8.
+_OPEN_ERRORS = (av.FFmpegError, OSError, ValueError)
 
 
 class LiveCodec(StrEnum):
@@ -42,8 +46,14 @@ class LiveCodec(StrEnum):
     vp8 = "vp8"
 
 
-class CameraOffline(Exception):
-    """The camera's stream could not be opened or gave no video in time."""
+class CameraOffline(Unavailable):
+    """The camera's stream could not be opened or gave no video in time (HTTP 503, `camera_offline`).
+
+    `reason` must already be free of credentials (`contracts.describe_stream_error` makes it so): the message
+    goes to the browser.
+    """
+
+    code = "camera_offline"
 
     def __init__(self, camera_id: str, reason: str) -> None:
         super().__init__(f"camera {camera_id} is offline: {reason}")
@@ -291,26 +301,22 @@ class CameraPull:
 
     def _run(self) -> None:
         reason: str | None = None
-        options = {
-            "rtsp_transport": "tcp",
-            "fflags": "nobuffer",
-            "probesize": "500000",
-            "analyzeduration": "0",
-        }
-        if not self._url.startswith("rtsp"):
-            options = {}
+        # The ingest reader's options, but no probing delay: the first packet should reach the viewer at
+        # once. Reads are bounded by PyAV's read timeout (a few streams here, so its per-check cost is fine).
+        settings = self._settings
+        source = stream_input(
+            self._url, probesize=settings.probesize, analyzeduration_us=settings.analyzeduration_us
+        )
         timeout = (self._settings.open_timeout_s, self._settings.read_timeout_s)
         try:
-            container = av.open(self._url, options=options, timeout=timeout)
-        except (av.FFmpegError, OSError) as exc:
-            self._post(
-                self._finished, f"cannot open the stream ({type(exc).__name__}: {exc.strerror or exc})"
-            )
+            container = av.open(source.url, options=source.options, timeout=timeout)
+        except _OPEN_ERRORS as exc:
+            self._post(self._finished, f"cannot open the stream ({describe_stream_error(exc, self._url)})")
             return
         try:
             reason = self._pump(container)
-        except (av.FFmpegError, OSError) as exc:
-            reason = f"stream lost ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})"
+        except _OPEN_ERRORS as exc:
+            reason = f"stream lost ({describe_stream_error(exc, self._url)})"
         finally:
             container.close()
             log.info("live: pull closed camera_id=%s reason=%s", self.camera_id, reason or "stopped")
