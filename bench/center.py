@@ -9,8 +9,10 @@
 3. Queries: with `--incidents` incidents stored (bulk COPY), p95 of `GET /api/v1/incidents?cell=...` and of
    the statistics query `GET /api/v1/stats/counts?by=community&since=<7 days>`.
 
-The center runs as a separate process (uvicorn). Uses Redis DB 13 and a scratch PostgreSQL database that is
-dropped at the end. Prints a table, then one JSON line.
+The center runs as a separate process (uvicorn). Redis and PostgreSQL are private servers started for the run
+(tests/support: PostgreSQL with fsync on, as deployed) and stopped at the end, unless GRIDWATCH_TEST_REDIS_URL
+or GRIDWATCH_TEST_DATABASE_URL name others: then it uses one empty Redis DB and one database it creates and
+drops. Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET = "bench-secret-bench-secret-bench-secret"
 
 
@@ -60,16 +60,6 @@ def _free_port() -> int:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
-
-
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _alert_entry(cam, *, zone: str | None = None, detail: str | None = None) -> dict:
@@ -257,7 +247,8 @@ async def query_latency(client, city, n: int) -> tuple[list[float], list[float]]
     return q, s
 
 
-async def main(args: argparse.Namespace) -> dict:
+async def main(args: argparse.Namespace, redis_url: str, database_url: str) -> dict:
+    """`redis_url`: an empty DB; `database_url`: an empty database (SQLAlchemy's asyncpg URL)."""
     import httpx
     import redis
     import yaml
@@ -283,14 +274,11 @@ async def main(args: argparse.Namespace) -> dict:
             self.station = locator.locate(camera.location.lat, camera.location.lon).station_id
 
     cameras = [Cam(c) for c in cams]
-    db = f"gridwatch_test_center_bench_{os.getpid()}"
-    await _pg(f"CREATE DATABASE {db}")
-    pg_url = f"postgresql://postgres@127.0.0.1:5432/{db}"
-    r = redis.Redis.from_url(REDIS_URL)
-    r.flushdb()
+    pg_url = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)  # asyncpg's own COPY
+    r = redis.Redis.from_url(redis_url)
     settings = CenterSettings(
-        redis_url=REDIS_URL,
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
+        redis_url=redis_url,
+        database_url=database_url,
         config_dir=config_dir,
         data_dir=tmp,
         jwt_secret=SECRET,  # type: ignore[arg-type]
@@ -353,9 +341,7 @@ async def main(args: argparse.Namespace) -> dict:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-        r.flushdb()
         r.close()
-        await _pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     return result
 
 
@@ -382,4 +368,13 @@ if __name__ == "__main__":
     if ns.serve:
         _serve(ns.serve, ns.port)
     else:
-        print(json.dumps(asyncio.run(main(ns))))
+        from tests.support.pgdb import postgres_service
+        from tests.support.redisdb import redis_service
+
+        with (
+            redis_service() as redis_dbs,
+            redis_dbs.lease() as redis_url,
+            postgres_service(durable=True) as postgres,
+            postgres.database("gridwatch_bench_center") as database_url,
+        ):
+            print(json.dumps(asyncio.run(main(ns, redis_url, database_url))))

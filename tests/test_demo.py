@@ -47,7 +47,8 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM])
 def test_demo_shows_an_incident_and_stops_cleanly(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GRIDWATCH_REDIS_URL"}
+    # Embedded defaults: its own Valkey and SQLite, whatever the caller's environment points at.
+    env = {k: v for k, v in os.environ.items() if k not in ("GRIDWATCH_REDIS_URL", "GRIDWATCH_DATABASE_URL")}
     env.update(
         GRIDWATCH_DATA_DIR=str(tmp_path / "data"),
         GRIDWATCH_MODEL=str(model_path()),

@@ -1,4 +1,5 @@
-"""The spine, end to end on real parts: a real RTSP server, real Redis, the real worker and center processes.
+"""The spine, end to end on real parts: a real RTSP server, a Redis DB of the suite's own server, the real
+worker and center processes.
 
 Camera `walk` shows a real person (from Ultralytics' bus.jpg) walking into its zone; camera `quiet` shows a
 person who never enters it. Exactly one intrusion incident must land, in the right cell and station, on that
@@ -22,7 +23,6 @@ from websockets.sync.client import connect
 from center_api.auth import issue_token
 from gridwatch.demo.clips import Scene, Walker, make_clip, quiet_scene
 from tests.support.paths import model_path
-from tests.support.redisdb import flushed_db
 from tests.support.rtsp import RtspServer, free_port
 from tests.support.stack import (
     Process,
@@ -36,7 +36,6 @@ from tests.support.stack import (
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("GRIDWATCH_TEST_REDIS_E2E", "redis://127.0.0.1:6379/14")
 SECRET = "end-to-end-test-secret-0123456789abcdef"
 QUIET_SECONDS = 20.0
 
@@ -62,13 +61,7 @@ class FeedListener:
         self._thread.join(timeout=5)
 
 
-@pytest.fixture
-def clean_redis():
-    with flushed_db(REDIS_URL) as client:
-        yield client
-
-
-def test_person_walking_into_zone_becomes_one_routed_incident(tmp_path: Path, clean_redis) -> None:
+def test_person_walking_into_zone_becomes_one_routed_incident(tmp_path: Path, redis_url: str) -> None:
     walk = Walker(path=((0.0, 0.10, 0.92), (3.0, 0.25, 0.92), (7.0, 0.74, 0.95), (45.0, 0.76, 0.95)))
     walk_clip = make_clip(tmp_path / "walk.mp4", Scene(seconds=45.0, walkers=(walk,)))
     quiet_clip = make_clip(tmp_path / "quiet.mp4", quiet_scene(QUIET_SECONDS))
@@ -83,9 +76,9 @@ def test_person_walking_into_zone_becomes_one_routed_incident(tmp_path: Path, cl
             ],
         )
         port = free_port()
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k != "GRIDWATCH_DATABASE_URL"}  # SQLite in data/
         env.update(
-            GRIDWATCH_REDIS_URL=REDIS_URL,
+            GRIDWATCH_REDIS_URL=redis_url,
             GRIDWATCH_DATA_DIR=str(tmp_path / "data"),
             GRIDWATCH_CONFIG_DIR=str(config_dir),
             GRIDWATCH_MODEL=str(model_path()),

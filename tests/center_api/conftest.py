@@ -1,13 +1,13 @@
-"""Fixtures of the center tests: Redis DB 13 (flushed), temporary databases, a real uvicorn server."""
+"""Fixtures of the center tests: a Redis DB and throw-away databases of the suite's private servers (see
+tests/conftest.py), a real uvicorn server."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
-import subprocess
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +21,14 @@ from center_api.app import create_app
 from center_api.auth import issue_token
 from center_api.settings import CenterSettings
 from contracts import Alert, AlertKind, GeoPoint, encode_alert_entry
-from tests.support.redisdb import flushed_db
+from tests.support.pgdb import PostgresDatabases
+from tests.support.servers import ServerError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "demo"
-REDIS_URL = "redis://127.0.0.1:6379/13"
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+# Settings of a test without a Redis DB (one that never starts the app) point here: nothing listens on 1.
+NO_REDIS_URL = "redis://127.0.0.1:1/0"
+_test_redis_urls: list[str] = []  # the `redis_db` of the running test, the default of make_settings
 SECRET = "test-secret-of-sufficient-length-for-hs256"
 
 # Points inside the demo cells (lat, lon).
@@ -35,9 +37,15 @@ XIADU_2 = (36.62, 101.785)  # c-xiadu-02, st-xiadu
 
 
 @pytest.fixture
-def redis_db() -> Iterator[redis.Redis]:
-    with flushed_db(REDIS_URL) as client:
+def redis_db(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on this test's own Redis DB (the `redis_url` fixture: empty now, flushed afterwards)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=10)
+    _test_redis_urls.append(redis_url)
+    try:
         yield client
+    finally:
+        _test_redis_urls.remove(redis_url)
+        client.close()
 
 
 def make_alert(point: tuple[float, float] | None = NANGUAN_1, **kw: object) -> Alert:
@@ -69,39 +77,41 @@ def auth(role: str = "operator", station: str | None = "st-nanguan", sub: str = 
 
 @pytest.fixture(params=["sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from _database(request.param, tmp_path)
+    yield from _database(request, request.param, tmp_path)
 
 
-def _database(kind: str, tmp_path: Path) -> Iterator[str]:
+def _database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'center.db'}"
         return
-    name = f"gridwatch_test_center_{uuid.uuid4().hex[:10]}"
-    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c"]
-    result = subprocess.run([*psql, f"CREATE DATABASE {name}"], capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        pytest.fail(f"cannot create PostgreSQL database {name}: {result.stderr.strip()}")
-    try:
-        yield PG_URL.format(db=name)
-    finally:
-        subprocess.run(
-            [*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True, timeout=60
-        )
+    # Looked up only here, so that SQLite-only tests never start PostgreSQL.
+    postgres: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres.database("gridwatch_test_center"))
+        except ServerError as exc:
+            pytest.fail(f"cannot create a PostgreSQL database: {exc}", pytrace=False)
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from _database(request.param, tmp_path)
+    yield from _database(request, request.param, tmp_path)
 
 
 @pytest.fixture
-def pg_database_url(tmp_path: Path) -> Iterator[str]:
-    yield from _database("postgres", tmp_path)
+def pg_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from _database(request, "postgres", tmp_path)
 
 
-def make_settings(tmp_path: Path, database_url: str, config_dir: Path = DEMO, **kw: object) -> CenterSettings:
+def make_settings(
+    tmp_path: Path, database_url: str, config_dir: Path = DEMO, redis_url: str | None = None, **kw: object
+) -> CenterSettings:
+    """Settings on the test's own Redis DB (its `redis_db`, unless `redis_url` names one)."""
+    if redis_url is None:
+        redis_url = _test_redis_urls[-1] if _test_redis_urls else NO_REDIS_URL
     return CenterSettings(
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         database_url=database_url,
         config_dir=config_dir,
         data_dir=tmp_path / "data",

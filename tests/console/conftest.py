@@ -1,14 +1,17 @@
-"""Fixtures of the console and live-view tests: a real RTSP camera serving a clip of real people."""
+"""Fixtures of the console and live-view tests: a real RTSP camera serving a clip of real people, Redis."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from gridwatch.demo.clips import demo_scene, loop_clip, make_clip
+from tests.support.redisdb import RedisDatabases
 from tests.support.rtsp import RtspServer
+from tests.support.servers import ServerError
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +20,17 @@ def live_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("console-clips")
     scene = make_clip(root / "scene.mp4", demo_scene(seconds=20.0), gop_seconds=1.0)
     return loop_clip(scene, root / "live.mp4", times=30)
+
+
+@pytest.fixture(scope="module")
+def console_redis_url(redis_databases: RedisDatabases) -> Iterator[str]:
+    """A Redis DB of the suite's server for one module's stack: empty at the start, flushed at the end."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(redis_databases.lease())
+        except ServerError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield url
 
 
 @pytest.fixture

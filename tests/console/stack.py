@@ -1,4 +1,5 @@
-"""A running stack for the browser tests: the center API (uvicorn in a thread), Redis DB 10, Chromium."""
+"""A running stack for the browser tests: the center API (uvicorn in a thread), a Redis DB of the suite's
+server, Chromium."""
 
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ from gridwatch.demo.clips import background, paste, person_sprite
 from tests.support.rtsp import free_port
 from tests.support.stack import write_city
 
-REDIS_URL = "redis://127.0.0.1:6379/10"
 SECRET = "console-test-secret-of-sufficient-length"
 NANGUAN_1 = (36.6135, 101.775)  # cell c-nanguan-01, station st-nanguan
 XIADU_2 = (36.62, 101.785)  # cell c-xiadu-02, station st-xiadu
@@ -54,13 +54,9 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1366, "height": 768}
 
 
-def redis_db10() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=10, socket_connect_timeout=10)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"Redis is not reachable at {REDIS_URL} ({exc}); start it") from None
-    return client
+def redis_client(url: str) -> redis.Redis:
+    """A client on the stack's Redis DB (leased by the `console_redis_url` fixture, which empties it)."""
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
 
 
 def camera(camera_id: str, url: str, point: tuple[float, float], name: str) -> dict[str, Any]:
@@ -159,7 +155,7 @@ class CenterThread:
             raise RuntimeError("the center server did not stop within 60 s")
 
 
-def center_settings(tmp: Path, rtsp_url: str) -> CenterSettings:
+def center_settings(tmp: Path, rtsp_url: str, redis_url: str) -> CenterSettings:
     offline_url = f"rtsp://127.0.0.1:{free_port()}/gone"
     config_dir = write_city(
         tmp / "config",
@@ -170,7 +166,7 @@ def center_settings(tmp: Path, rtsp_url: str) -> CenterSettings:
         ],
     )
     return CenterSettings(
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         database_url=f"sqlite+aiosqlite:///{tmp / 'center.db'}",
         config_dir=config_dir,
         data_dir=tmp / "data",

@@ -1,9 +1,12 @@
 """The console and the live view in a real browser (Debian's headless Chromium, driven by Playwright),
-against a running stack: the center API, Redis DB 10, a real RTSP camera. Writes docs/screenshots/."""
+against a running stack: the center API, a Redis DB, a real RTSP camera. Screenshots go to build/screenshots/;
+with GRIDWATCH_UPDATE_SCREENSHOTS=1 (`make screenshots`) they replace the README's too (docs/screenshots/)."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from tests.console.stack import (
     Stack,
     center_settings,
     frame_stats,
-    redis_db10,
+    redis_client,
     token,
 )
 from tests.support.paths import REPO
@@ -32,18 +35,21 @@ from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.integration
 BLOB = re.compile(r"^blob:")
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = REPO / "build" / "screenshots"  # git-ignored: a test run leaves the working tree as it was
+README_SCREENSHOTS = REPO / "docs" / "screenshots"
 A_TOKEN = token("operator", "st-nanguan", "alice")
 A2_TOKEN = token("operator", "st-nanguan", "bob")
 B_TOKEN = token("operator", "st-xiadu", "carol")
 
 
 @pytest.fixture(scope="module")
-def stack(live_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    client = redis_db10()
-    client.flushdb()
+def stack(
+    live_clip: Path, tmp_path_factory: pytest.TempPathFactory, console_redis_url: str
+) -> Iterator[Stack]:
+    client = redis_client(console_redis_url)
     with RtspServer({"/cam": live_clip}) as rtsp:
-        center = CenterThread(center_settings(tmp_path_factory.mktemp("console-stack"), rtsp.url("/cam")))
+        tmp = tmp_path_factory.mktemp("console-stack")
+        center = CenterThread(center_settings(tmp, rtsp.url("/cam"), console_redis_url))
         base = center.start()
         stack = Stack(base, center.app, client, rtsp.port)
         stack.set_health("cam-a1", CameraState.online, fps=10.0)
@@ -53,7 +59,6 @@ def stack(live_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             yield stack
         finally:
             center.stop()
-            client.flushdb()
             client.close()
 
 
@@ -69,6 +74,15 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def save_screenshot(page: Page, name: str) -> None:
+    """Into build/screenshots/, and the README's docs/screenshots/ with GRIDWATCH_UPDATE_SCREENSHOTS=1."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name))
+    if os.environ.get("GRIDWATCH_UPDATE_SCREENSHOTS") == "1":
+        README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SCREENSHOTS / name, README_SCREENSHOTS / name)
 
 
 def open_console(browser: Browser, stack: Stack, tok: str) -> Page:
@@ -165,8 +179,7 @@ def test_console_feed_acknowledge_map_and_station_isolation(stack: Stack, browse
 
         expect(page_a.locator("#dispatch-form")).to_be_hidden()
         expect(page_a.locator("body")).not_to_have_class(re.compile(r"\balarm\b"), timeout=15_000)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page_a.screenshot(path=str(SCREENSHOTS / "console.png"))
+        save_screenshot(page_a, "console.png")
     finally:
         for page in (page_a, page_a2, page_b):
             page.context.close()
@@ -202,8 +215,7 @@ def test_live_view_plays_then_the_pull_stops_when_the_page_closes(stack: Stack, 
             pulls = api.get("/api/v1/live").json()
         assert [(p["camera_id"], p["viewers"]) for p in pulls] == [("cam-a1", 1)]
         assert established_to(stack.rtsp_port) == 1
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "live.png"))
+        save_screenshot(page, "live.png")
     finally:
         page.context.close()
     deadline = time.monotonic() + 10

@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gridwatch.demo.clips import Scene, make_clip
 from tests.support.paths import model_path
-from tests.support.redisdb import flushed_db
-
-REDIS_URL = "redis://127.0.0.1:6379/12"
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    with flushed_db(REDIS_URL):
-        yield REDIS_URL
 
 
 @pytest.fixture(scope="session")

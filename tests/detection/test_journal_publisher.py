@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from contracts.bus import ALERTS_STREAM, decode_alert_entry
 from detection.journal import AlertJournal
 from detection.publisher import RedisAlertPublisher
 from tests.support.rtsp import free_port
+from tests.support.servers import RedisServer
 
 
 def alert(n: int) -> Alert:
@@ -54,54 +53,14 @@ def test_full_journal_drops_oldest_snapshots_first_then_alerts(tmp_path: Path) -
     assert [e.alert_json for e in capped.peek(10)] == [b"3", b"4"] and capped.dropped_alerts == 3
 
 
-class OwnRedis:
-    """A private redis-server we may stop and restart (never the shared one at 6379)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.fail("redis-server is not installed (apt-get install redis-server)")
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 30
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline or self.proc.poll() is not None:
-                        pytest.fail(f"own redis-server on port {self.port} did not start")
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
+# A private server (tests.support.servers) the tests stop and restart on its port, not the suite's one.
+OwnRedis = RedisServer
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+def own_redis() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
 
 
 def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:

@@ -54,18 +54,18 @@ def duplicate_camera_id(path: Path) -> None:
     ],
 )
 def test_center_refuses_bad_config_without_a_traceback(
-    tmp_path: Path, breaker: Callable[[Path], None], expected: list[str]
+    tmp_path: Path, breaker: Callable[[Path], None], expected: list[str], redis_url: str
 ) -> None:
     config = tmp_path / "config"
     config.mkdir()
     for item in DEMO_CONFIG.iterdir():
         (config / item.name).write_bytes(item.read_bytes())
     breaker(config)
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "GRIDWATCH_DATABASE_URL"}  # SQLite in the data dir
     env.update(
         GRIDWATCH_CONFIG_DIR=str(config),
         GRIDWATCH_DATA_DIR=str(tmp_path / "data"),
-        GRIDWATCH_REDIS_URL="redis://127.0.0.1:6379/9",
+        GRIDWATCH_REDIS_URL=redis_url,
         GRIDWATCH_JWT_SECRET="x" * 32,
     )
     result = subprocess.run(

@@ -5,15 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import redis
 import yaml
 
 from contracts import ALERTS_STREAM, decode_alert_entry, parse_cameras
 from gridwatch.plan import PlanInput, describe, plan
 from gridwatch.simulate import simulate
-from tests.support.redisdb import flushed_db
 from tests.support.stack import DEMO_CONFIG
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 @pytest.mark.parametrize(
@@ -39,9 +37,9 @@ def test_plan_adds_decode_and_gated_detection(spec: PlanInput, cores: float | No
 
 
 @pytest.mark.integration
-def test_simulate_writes_valid_alerts_from_the_citys_cameras() -> None:
+def test_simulate_writes_valid_alerts_from_the_citys_cameras(redis_url: str) -> None:
     cameras = parse_cameras(yaml.safe_load((DEMO_CONFIG / "cameras.yaml").read_text()), "cameras.yaml")
-    with flushed_db(REDIS_URL) as client:
+    with redis.Redis.from_url(redis_url) as client:
         seen: list[int] = []
         sent = simulate(client, cameras, rate=200, count=30, seed=1, progress=lambda n, _t: seen.append(n))
         assert sent == 30 and seen[-1] == 30

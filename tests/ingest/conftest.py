@@ -1,4 +1,5 @@
-"""Fixtures of the ingest tests: fake sinks, real Redis (DB 11), clips, a real RTSP server factory."""
+"""Fixtures of the ingest tests: fake sinks, a real Redis DB of the suite's server, clips, a real RTSP server
+factory."""
 
 from __future__ import annotations
 
@@ -14,10 +15,7 @@ from contracts import Alert, AlertKind, Camera, Frame
 from gridwatch.demo.clips import Scene, Walker, loop_clip, make_clip
 from ingest.config import IngestConfig
 from ingest.worker import IngestWorker
-from tests.support.redisdb import flushed_db
 from tests.support.rtsp import RtspServer
-
-REDIS_URL = "redis://127.0.0.1:6379/11"
 
 
 class FakeSink:
@@ -82,9 +80,13 @@ def alerts() -> FakeAlerts:
 
 
 @pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    with flushed_db(REDIS_URL) as client:
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on this test's own Redis DB (`redis_url`: empty now, flushed afterwards)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=10)
+    try:
         yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

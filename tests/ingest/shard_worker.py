@@ -1,7 +1,7 @@
 """One sharded ingest worker process for the sharding test (what `gridwatch ingest --processes N` runs, with a
 counting sink instead of detection).
 
-    python -m tests.ingest.shard_worker --worker-id w1 --redis redis://127.0.0.1:6379/11 --heartbeat 2
+    python -m tests.ingest.shard_worker --worker-id w1 --redis redis://127.0.0.1:<port>/<db> --heartbeat 2
 
 Prints one JSON line per ownership change: {"worker": .., "t": unix time, "cameras": [...]}; and
 {"worker": .., "t": .., "event": "stopped"} after a graceful stop.

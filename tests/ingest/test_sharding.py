@@ -17,7 +17,7 @@ import redis
 from contracts import CAMERAS_KEY, Camera
 from ingest.cameras import publish_cameras
 from ingest.sharding import assign
-from tests.ingest.conftest import REDIS_URL, wait_until
+from tests.ingest.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ HEARTBEAT = 2.0
 
 
 class WorkerProcess:
-    def __init__(self, worker_id: str) -> None:
+    def __init__(self, worker_id: str, redis_url: str) -> None:
         self.worker_id = worker_id
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
@@ -37,7 +37,7 @@ class WorkerProcess:
                 "--worker-id",
                 worker_id,
                 "--redis",
-                REDIS_URL,
+                redis_url,
                 "--heartbeat",
                 str(HEARTBEAT),
             ],
@@ -99,13 +99,13 @@ def each_owned_once(workers: list[WorkerProcess], cameras: set[str]) -> bool:
 
 
 def test_thirty_cameras_three_workers_death_and_join(
-    clips: dict[str, Path], rtsp_server, redis_client: redis.Redis
+    clips: dict[str, Path], rtsp_server, redis_client: redis.Redis, redis_url: str
 ) -> None:
     server = rtsp_server({"/cam": clips["loop"]})
     cameras = [Camera(id=f"cam-{i:02d}", url=server.url("/cam"), sample_fps=0.5) for i in range(30)]
     ids = {c.id for c in cameras}
     publish_cameras(redis_client, cameras, replace=True)
-    workers = [WorkerProcess(f"w{i}") for i in range(1, 4)]
+    workers = [WorkerProcess(f"w{i}", redis_url) for i in range(1, 4)]
     try:
         wait_until(lambda: each_owned_once(workers, ids), 90, "every camera owned exactly once by 3 workers")
         assert all(w.owned() for w in workers)
@@ -123,7 +123,7 @@ def test_thirty_cameras_three_workers_death_and_join(
 
         # a fourth worker joins: only about a quarter of the cameras move, all to it
         before = owners(survivors)
-        joiner = WorkerProcess("w4")
+        joiner = WorkerProcess("w4", redis_url)
         workers.append(joiner)
         everyone = [*survivors, joiner]
         wait_until(lambda: joiner.owned() and each_owned_once(everyone, ids), 90, "the new worker's share")

