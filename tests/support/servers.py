@@ -143,14 +143,17 @@ class RedisServer:
             "--save", "", "--appendonly", "no", "--databases", str(self.databases), *self.extra_args,
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(signal.SIGKILL),
-            )
+            try:
+                self.proc = subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent(signal.SIGKILL),
+                )
+            except OSError as exc:
+                raise ServerError(f"cannot run {binary}: {exc}") from None
         client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
         deadline = time.monotonic() + timeout_s
         try:
@@ -253,18 +256,21 @@ class PostgresServer:
 
     def _popen(self, args: list[str], log: int, sig: signal.Signals) -> subprocess.Popen[bytes]:
         user = self.user
-        return subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            start_new_session=True,
-            preexec_fn=_die_with_parent(sig),
-            user=None if user is None else user.pw_uid,
-            group=None if user is None else user.pw_gid,
-            extra_groups=None if user is None else [],
-        )
+        try:
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(sig),
+                user=None if user is None else user.pw_uid,
+                group=None if user is None else user.pw_gid,
+                extra_groups=None if user is None else [],
+            )
+        except OSError as exc:  # a missing binary, or no permission to switch user
+            raise ServerError(f"cannot run {args[0]}: {exc}") from None
 
     def start(self, timeout_s: float = 120.0) -> PostgresServer:
         # The log is opened here (root may own it) and handed over as a descriptor: the server only writes it.
