@@ -1,20 +1,47 @@
-"""A bounded on-disk journal of alerts that could not be published yet, replayed oldest first.
+"""The publisher's bounded write-ahead journal: an append-only log of alerts, group-committed, oldest first.
 
-One pair of files per alert: `<seq>.json` (the Alert JSON) and, optionally, `<seq>.jpg` (its snapshot);
-both are written to a temporary name and renamed, so a crash leaves whole entries only. When the journal is
-full it drops the oldest snapshots first (the alert survives without its picture), then the oldest alerts,
-and counts both.
+Every alert handed to the publisher is appended here before it is sent, and forgotten (`ack`) only once Redis
+holds it. A directory holds `<n>.seg` segments (their record format: `detection.segments`), `head` (the first
+seq not yet acknowledged, rewritten in place by `ack`) and `lock` (flock-ed by the one open journal).
+
+Durability. `append` writes the whole record with one `writev` before it returns: from then on the record is
+in the kernel and survives the death of the process (kill -9, an OOM kill, a crash). A commit thread fsyncs
+the log in groups: at most `commit_interval_s` after the first unsynced append, sooner once `commit_every`
+appends wait. A power cut or a kernel crash therefore loses at most the records appended in the last window
+and during one fsync. `head` is never fsynced: after a power cut it may point at records Redis already had,
+which are then sent again (the publisher's sent markers make that a no-op).
+
+Opening reads the log back, cutting each segment at the first record that does not hold (a torn tail), and
+moves an earlier journal's `<seq>.json` + `<seq>.jpg` pairs into the log. A segment is deleted once every
+record in it is acknowledged, so with Redis up the disk holds at most about one segment.
+
+Bounds: `max_entries`, and `max_bytes` of alert and snapshot bytes held (each record adds 20 bytes). An append
+that goes over drops the oldest snapshots first (the alert stays, without its picture) until the journal is
+`slack` bytes under `max_bytes`, then the oldest alerts, and counts both; segments that lost snapshots are
+rewritten so that their disk space comes back.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from types import TracebackType
+
+from detection import segments
+from detection.segments import HEADER_BYTES, MAX_FIELD, Segment
 
 log = logging.getLogger(__name__)
+
+
+class JournalInUse(RuntimeError):
+    """Another open journal (in this process or another) holds the directory."""
 
 
 @dataclass(frozen=True)
@@ -24,104 +51,406 @@ class JournalEntry:
     snapshot: bytes | None
 
 
+class _Slot:
+    """Where one held entry lives; `snap_len` is 0 once its snapshot was dropped."""
+
+    __slots__ = ("seq", "segment", "offset", "alert_len", "snap_len")
+
+    def __init__(self, seq: int, segment: Segment, offset: int, alert_len: int, snap_len: int) -> None:
+        self.seq, self.segment, self.offset = seq, segment, offset
+        self.alert_len, self.snap_len = alert_len, snap_len
+
+
 class AlertJournal:
-    def __init__(self, directory: Path, *, max_entries: int = 100_000, max_bytes: int = 512 * 2**20) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_entries: int = 100_000,
+        max_bytes: int = 512 * 2**20,
+        segment_bytes: int | None = None,
+        commit_interval_s: float = 0.05,
+        commit_every: int = 256,
+    ) -> None:
         if max_entries < 1 or max_bytes < 1:
             raise ValueError("journal bounds must be positive")
+        if commit_interval_s <= 0 or commit_every < 1:
+            raise ValueError("the commit window must be positive")
         self.directory = directory
         self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.segment_bytes = segment_bytes or min(16 * 2**20, max(64 * 2**10, max_bytes // 8))
+        self.slack = min(self.segment_bytes, max_bytes // 16)  # snapshot drops free this much more, in one go
+        self.commit_interval_s, self.commit_every = commit_interval_s, commit_every
         self.dropped_snapshots = 0
         self.dropped_alerts = 0
+        self.commits = 0  # group commits (fsyncs of the log) done
+        self.sync_errors = 0
         self._lock = threading.Lock()
+        self._commit = threading.Condition(self._lock)
+        self._entries: deque[_Slot] = deque()
+        self._segments: list[Segment] = []
+        self._bytes = 0
+        self._next = 1
+        self._unsynced = 0  # appends since the last commit began
+        self._unsynced_since = 0.0
+        self._dir_dirty = False  # a segment was created, replaced or deleted since the last commit
+        self._synced_through = 0  # every seq up to this one is on disk
+        self._attempted_through = 0  # the last commit, failed or not, covered up to this seq
+        self._closing = False
         directory.mkdir(parents=True, exist_ok=True)
-        for tmp in directory.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)
-        self._alerts: dict[int, int] = {}  # seq -> size of the .json
-        self._snapshots: dict[int, int] = {}  # seq -> size of the .jpg
-        for path in directory.glob("*.json"):
-            if path.stem.isdigit():
-                self._alerts[int(path.stem)] = path.stat().st_size
-        for path in directory.glob("*.jpg"):
-            if path.stem.isdigit():
-                if int(path.stem) in self._alerts:
-                    self._snapshots[int(path.stem)] = path.stat().st_size
-                else:
-                    path.unlink(missing_ok=True)  # an orphan of a crash between the two writes
-        self._next = max(self._alerts, default=0) + 1
-        if self._alerts:
-            log.info("journal %s holds %d alerts from an earlier run", directory, len(self._alerts))
+        self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._head_fd = -1
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise JournalInUse(
+                f"journal {directory} is open elsewhere (one publisher per directory)"
+            ) from None
+        try:
+            self._head_fd = os.open(directory / "head", os.O_RDWR | os.O_CREAT, 0o644)
+            with self._lock:
+                self._recover()
+                self._import_file_pairs()
+                self._enforce_bounds()
+                self._fsync_all()  # what a killed predecessor wrote may still sit in the page cache only
+                self._synced_through = self._attempted_through = self._next - 1
+                self._unsynced = 0
+        except BaseException:
+            self._close_files()
+            raise
+        self._syncer = threading.Thread(target=self._sync_loop, name="alert-journal-commit", daemon=True)
+        self._syncer.start()
+        if self._entries:
+            log.info("journal %s holds %d alerts from an earlier run", directory, len(self._entries))
 
+    # --- state -----------------------------------------------------------------------------------------
     def __len__(self) -> int:
         with self._lock:
-            return len(self._alerts)
+            return len(self._entries)
 
     @property
     def size_bytes(self) -> int:
+        """Alert and snapshot bytes held (what `max_bytes` bounds)."""
         with self._lock:
-            return sum(self._alerts.values()) + sum(self._snapshots.values())
+            return self._bytes
 
-    def _path(self, seq: int, suffix: str) -> Path:
-        return self.directory / f"{seq:016d}{suffix}"
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest append (0 before the first one)."""
+        with self._lock:
+            return self._next - 1
 
-    def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+    @property
+    def synced_through(self) -> int:
+        """Every entry up to this seq was fsynced."""
+        with self._lock:
+            return self._synced_through
 
+    def held_after(self, seq: int) -> tuple[int, int]:
+        """(how many held entries have a seq above `seq`, `last_seq`), read together."""
+        with self._lock:
+            count = 0
+            for slot in reversed(self._entries):
+                if slot.seq <= seq:
+                    break
+                count += 1
+            return count, self._next - 1
+
+    # --- writing ---------------------------------------------------------------------------------------
     def append(self, alert_json: bytes, snapshot: bytes | None = None) -> int:
+        """Write one entry, in the kernel when this returns and on disk by the next commit; its seq.
+        Raises OSError when the disk refuses (nothing of the entry stays), ValueError once closed."""
+        snapshot = snapshot or b""
+        if not alert_json or len(alert_json) > MAX_FIELD or len(snapshot) > MAX_FIELD:
+            raise ValueError(f"an alert of 1 to {MAX_FIELD} bytes, a snapshot of at most {MAX_FIELD}")
         with self._lock:
-            seq = self._next
-            self._next += 1
-            if snapshot:
-                self._write(self._path(seq, ".jpg"), snapshot)
-                self._snapshots[seq] = len(snapshot)
-            self._write(self._path(seq, ".json"), alert_json)
-            self._alerts[seq] = len(alert_json)
+            if self._closing:
+                raise ValueError(f"journal {self.directory} is closed")
+            seq = self._append(alert_json, snapshot)
             self._enforce_bounds()
             return seq
 
-    def _enforce_bounds(self) -> None:
-        while len(self._alerts) > self.max_entries:
-            self._drop_alert(min(self._alerts))
-        while sum(self._alerts.values()) + sum(self._snapshots.values()) > self.max_bytes:
-            if self._snapshots:
-                seq = min(self._snapshots)
-                self._path(seq, ".jpg").unlink(missing_ok=True)
-                del self._snapshots[seq]
-                self.dropped_snapshots += 1
-            elif self._alerts:
-                self._drop_alert(min(self._alerts))
-            else:
-                break
+    def _append(self, alert_json: bytes, snapshot: bytes) -> int:
+        seg = self._segments[-1]
+        if seg.size >= self.segment_bytes:
+            seg = self._roll()
+        seq, offset = self._next, seg.size
+        seg.dirty = True
+        try:
+            seg.size += segments.write_all(seg.fd, segments.encode(seq, alert_json, snapshot))
+        except OSError:
+            try:
+                os.ftruncate(seg.fd, offset)  # never leave half a record in the middle of the log
+            except OSError:
+                seg.size = self.segment_bytes  # it could not be cut: the next append starts a new segment
+            raise
+        self._next += 1
+        seg.last_seq = seq
+        self._entries.append(_Slot(seq, seg, offset, len(alert_json), len(snapshot)))
+        self._bytes += len(alert_json) + len(snapshot)
+        self._unsynced += 1
+        if self._unsynced == 1:
+            self._unsynced_since = time.monotonic()
+            self._commit.notify()
+        elif self._unsynced >= self.commit_every:
+            self._commit.notify()
+        return seq
 
-    def _drop_alert(self, seq: int) -> None:
-        self._remove(seq)
+    def _roll(self) -> Segment:
+        number = self._segments[-1].number + 1 if self._segments else 1
+        seg = Segment.create(self.directory / f"{number:08d}.seg")
+        self._segments.append(seg)
+        self._dir_dirty = True
+        self._commit.notify()
+        return seg
+
+    # --- reading and acknowledging ---------------------------------------------------------------------
+    def peek(self, limit: int, max_bytes: int | None = None) -> list[JournalEntry]:
+        """The oldest entries, oldest first: at most `limit`, and beyond the first at most `max_bytes` of
+        payload. They stay until `ack`. The reads run outside the lock, so appends go on meanwhile."""
+        with self._lock:
+            if self._closing:
+                return []
+            picked: list[tuple[int, Segment, int, int, int]] = []
+            total = 0
+            for slot in islice(self._entries, limit):
+                size = slot.alert_len + slot.snap_len
+                if picked and max_bytes is not None and total + size > max_bytes:
+                    break
+                picked.append((slot.seq, slot.segment, slot.offset, slot.alert_len, slot.snap_len))
+                total += size
+            # a duplicate descriptor goes on reading the file it pointed at, even if a compaction replaces it
+            fds: dict[int, int] = {}
+            for _, seg, _, _, _ in picked:
+                if id(seg) not in fds:
+                    fds[id(seg)] = os.dup(seg.fd)
+        try:
+            entries = []
+            for seq, seg, offset, alert_len, snap_len in picked:
+                want = HEADER_BYTES + alert_len + snap_len
+                data = os.pread(fds[id(seg)], want, offset)
+                if len(data) != want:
+                    raise OSError(f"journal {seg.path}: entry {seq} at {offset} is cut short")
+                alert = data[HEADER_BYTES : HEADER_BYTES + alert_len]
+                entries.append(JournalEntry(seq, alert, data[HEADER_BYTES + alert_len :] or None))
+            return entries
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+
+    def ack(self, through_seq: int) -> None:
+        """Forget every entry up to and including `through_seq` (Redis has them)."""
+        with self._lock:
+            if self._closing or not self._entries or self._entries[0].seq > through_seq:
+                return
+            while self._entries and self._entries[0].seq <= through_seq:
+                slot = self._entries.popleft()
+                self._bytes -= slot.alert_len + slot.snap_len
+            self._persist_head()
+            spent = self._take_spent_segments()
+        _delete(spent)  # unlinking a large file takes a while: not while publish() waits for the lock
+
+    def _persist_head(self) -> None:
+        segments.write_head(self._head_fd, self._entries[0].seq if self._entries else self._next)
+
+    def _take_spent_segments(self) -> list[Segment]:
+        """Take the segments whose every record is acknowledged off the log (for `_delete`)."""
+        first_held = self._entries[0].seq if self._entries else self._next
+        spent = []
+        while len(self._segments) > 1 and self._segments[0].last_seq < first_held:
+            spent.append(self._segments.pop(0))
+            self._dir_dirty = True
+        return spent
+
+    # --- bounds ----------------------------------------------------------------------------------------
+    def _enforce_bounds(self) -> None:
+        dropped = False
+        while len(self._entries) > self.max_entries:
+            self._drop_oldest_alert()
+            dropped = True
+        if self._bytes > self.max_bytes:
+            target = self.max_bytes - self.slack
+            touched: dict[int, Segment] = {}
+            for slot in self._entries:
+                if self._bytes <= target:
+                    break
+                if slot.snap_len:
+                    self._bytes -= slot.snap_len
+                    slot.snap_len = 0
+                    self.dropped_snapshots += 1
+                    touched[id(slot.segment)] = slot.segment
+            while self._bytes > self.max_bytes and self._entries:
+                self._drop_oldest_alert()
+                dropped = True
+            if dropped:
+                _delete(self._take_spent_segments())
+            self._compact([seg for seg in touched.values() if seg in self._segments])
+        if dropped:
+            self._persist_head()
+
+    def _drop_oldest_alert(self) -> None:
+        slot = self._entries.popleft()
+        self._bytes -= slot.alert_len + slot.snap_len
         self.dropped_alerts += 1
         if self.dropped_alerts == 1 or self.dropped_alerts % 100 == 0:
             log.warning("journal %s full: %d alerts dropped so far", self.directory, self.dropped_alerts)
 
-    def _remove(self, seq: int) -> None:
-        self._path(seq, ".json").unlink(missing_ok=True)
-        self._path(seq, ".jpg").unlink(missing_ok=True)
-        self._alerts.pop(seq, None)
-        self._snapshots.pop(seq, None)
+    def _compact(self, targets: list[Segment]) -> None:
+        """Rewrite `targets` with the entries they still hold, without the snapshots dropped from them."""
+        if not targets:
+            return
+        if self._segments[-1] in targets:
+            self._roll()  # the active segment is rewritten once closed
+        for seg in targets:
+            slots = [slot for slot in self._entries if slot.segment is seg]
+            try:
+                offsets = segments.rewrite(seg, [(s.seq, s.offset, s.alert_len, s.snap_len) for s in slots])
+            except OSError as exc:  # the entry was appended all the same; only the space stays taken
+                log.error("journal %s: could not compact %s (%s)", self.directory, seg.path, exc)
+                continue
+            for slot, offset in zip(slots, offsets, strict=True):
+                slot.offset = offset
+        self._dir_dirty = True
+        self._commit.notify()
 
-    def peek(self, limit: int) -> list[JournalEntry]:
-        """The oldest `limit` entries, oldest first (they stay until `remove`)."""
-        with self._lock:
-            seqs = sorted(self._alerts)[:limit]
-            entries = []
-            for seq in seqs:
-                try:
-                    raw = self._path(seq, ".json").read_bytes()
-                except FileNotFoundError:
-                    self._alerts.pop(seq, None)
-                    continue
-                snap = self._path(seq, ".jpg").read_bytes() if seq in self._snapshots else None
-                entries.append(JournalEntry(seq, raw, snap))
-            return entries
+    # --- opening ---------------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        for tmp in self.directory.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        head = segments.read_head(self._head_fd)
+        last = 0
+        paths = sorted(
+            (p for p in self.directory.glob("*.seg") if p.stem.isdigit()), key=lambda p: int(p.stem)
+        )
+        for path in paths:
+            seg, records = segments.scan(path, last)
+            if seg is None:
+                continue
+            self._segments.append(seg)
+            for seq, offset, alert_len, snap_len in records:
+                if seq >= head:
+                    self._entries.append(_Slot(seq, seg, offset, alert_len, snap_len))
+                    self._bytes += alert_len + snap_len
+            last = max(last, seg.last_seq)
+        self._next = max(last, head - 1) + 1
+        _delete(self._take_spent_segments())
+        if not self._segments:
+            self._roll()
 
-    def remove(self, seq: int) -> None:
+    def _import_file_pairs(self) -> None:
+        """Move the entries of the earlier file-per-alert journal (`<seq>.json` + `<seq>.jpg`) into the log.
+        A crash halfway imports some twice on the next start: sent twice, stored once (the sent markers)."""
+        pairs = sorted((int(p.stem), p) for p in self.directory.glob("*.json") if p.stem.isdigit())
+        for _, path in pairs:
+            jpg = path.with_suffix(".jpg")
+            alert_json = path.read_bytes()
+            if alert_json:
+                self._append(alert_json, jpg.read_bytes() if jpg.exists() else b"")
+        if pairs:
+            self._fsync_all()
+            for _, path in pairs:
+                path.unlink()
+            log.info(
+                "journal %s: moved in %d alerts of the file-per-alert format", self.directory, len(pairs)
+            )
+        for jpg in self.directory.glob("*.jpg"):
+            if jpg.stem.isdigit():
+                jpg.unlink()  # orphans: that format wrote the picture before the alert
+
+    # --- group commit ----------------------------------------------------------------------------------
+    def _fsync_all(self) -> None:
+        for seg in self._segments:
+            os.fsync(seg.fd)
+            seg.dirty = False
+        segments.fsync_dir(self.directory)
+        self._dir_dirty = False
+
+    def sync(self, timeout: float = 30.0) -> bool:
+        """Commit now and wait for it; False when that commit failed or did not end within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._commit:
+            target = self._next - 1
+            self._unsynced_since = 0.0  # ends the window
+            self._commit.notify_all()
+            while self._attempted_through < target and self._syncer.is_alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._commit.wait(min(remaining, 0.5))
+            return self._synced_through >= target
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._commit:
+                while not (self._unsynced or self._dir_dirty) and not self._closing:
+                    self._commit.wait()
+                if not (self._unsynced or self._dir_dirty):
+                    return  # closing, and everything is on disk
+                while self._unsynced < self.commit_every and not self._closing:
+                    remaining = self._unsynced_since + self.commit_interval_s - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._commit.wait(remaining)
+                # duplicates: the fsyncs run outside the lock, and a segment may be closed meanwhile
+                fds = [os.dup(seg.fd) for seg in self._segments if seg.dirty]
+                for seg in self._segments:
+                    seg.dirty = False
+                sync_dir, self._dir_dirty = self._dir_dirty, False
+                self._unsynced, through = 0, self._next - 1
+            error: OSError | None = None
+            try:
+                for fd in fds:
+                    os.fsync(fd)
+                if sync_dir:
+                    segments.fsync_dir(self.directory)
+            except OSError as exc:
+                error = exc
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            with self._commit:
+                self._attempted_through = max(self._attempted_through, through)
+                if error is None:
+                    self.commits += 1
+                    self._synced_through = max(self._synced_through, through)
+                else:  # Linux reports a failed writeback once: say so, count it, carry on
+                    self.sync_errors += 1
+                    log.error(
+                        "journal %s: fsync failed (%s); a power cut may lose more", self.directory, error
+                    )
+                self._commit.notify_all()
+
+    # --- lifetime --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Commit what was written, close the files and release the directory."""
+        with self._commit:
+            if self._closing:
+                return
+            self._closing = True
+            self._commit.notify_all()
+        self._syncer.join()
         with self._lock:
-            self._remove(seq)
+            self._close_files()
+
+    def _close_files(self) -> None:
+        for seg in self._segments:
+            os.close(seg.fd)
+        self._segments.clear()
+        if self._head_fd >= 0:
+            os.close(self._head_fd)
+        os.close(self._lock_fd)  # releases the flock
+
+    def __enter__(self) -> AlertJournal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _delete(spent: list[Segment]) -> None:
+    for seg in spent:
+        os.close(seg.fd)
+        seg.path.unlink(missing_ok=True)

@@ -28,12 +28,13 @@ def test_journal_keeps_order_and_survives_reopen(tmp_path: Path) -> None:
     j = AlertJournal(tmp_path)
     for n in range(5):
         j.append(f"a{n}".encode(), b"jpeg" if n % 2 else None)
-    j.remove(j.peek(1)[0].seq)
-    again = AlertJournal(tmp_path)
-    entries = again.peek(10)
-    assert [e.alert_json for e in entries] == [b"a1", b"a2", b"a3", b"a4"]
-    assert [e.snapshot for e in entries] == [b"jpeg", None, b"jpeg", None]
-    assert again.append(b"a5") > entries[-1].seq
+    j.ack(j.peek(1)[0].seq)
+    j.close()
+    with AlertJournal(tmp_path) as again:
+        entries = again.peek(10)
+        assert [e.alert_json for e in entries] == [b"a1", b"a2", b"a3", b"a4"]
+        assert [e.snapshot for e in entries] == [b"jpeg", None, b"jpeg", None]
+        assert again.append(b"a5") > entries[-1].seq
 
 
 def test_full_journal_drops_oldest_snapshots_first_then_alerts(tmp_path: Path) -> None:
@@ -94,7 +95,10 @@ def test_outage_every_alert_arrives_exactly_once_in_order(own_redis: OwnRedis, t
             a = alert(n)
             sent.append(a.id)
             pub.publish(a, b"\xff\xd8snapshot")
-        wait_for(lambda: len(pub.journal) == 30, what="alerts journaled while Redis is down")
+        wait_for(
+            lambda: pub.counts.journaled == 30 and len(pub.journal) == 30,
+            what="alerts journaled while Redis is down",
+        )
         assert not pub.connected
         own_redis.start()  # a fresh, empty Redis on the same port
         for n in range(40, 45):
@@ -137,7 +141,8 @@ def test_alerts_journaled_at_close_are_sent_by_the_next_publisher(
     for a in alerts:
         pub.publish(a)
     pub.close(timeout=1.0)
-    assert len(AlertJournal(tmp_path / "journal")) == 3
+    with AlertJournal(tmp_path / "journal") as left:
+        assert len(left) == 3
     own_redis.start()
     pub2 = RedisAlertPublisher(own_redis.url, tmp_path / "journal")
     try:
@@ -154,9 +159,10 @@ def test_unreachable_redis_from_the_start_journals_everything(tmp_path: Path) ->
     )
     try:
         for n in range(50):
-            pub.publish(alert(n))  # only queues: the sender thread meets the dead socket
-        wait_for(lambda: len(pub.journal) == 50, what="alerts journaled")
+            pub.publish(alert(n))  # only writes ahead: the sender thread meets the dead socket
+        wait_for(lambda: pub.counts.journaled == 50 and len(pub.journal) == 50, what="alerts journaled")
         assert not pub.connected
     finally:
         pub.close(timeout=0.5)
-    assert [e.alert_json for e in AlertJournal(tmp_path / "journal").peek(1)]
+    with AlertJournal(tmp_path / "journal") as left:
+        assert [e.alert_json for e in left.peek(1)]
