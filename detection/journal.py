@@ -5,15 +5,15 @@ holds it. A directory holds `<n>.seg` segments (their record format: `detection.
 seq not yet acknowledged, rewritten in place by `ack`) and `lock` (flock-ed by the one open journal).
 
 Durability. `append` writes the whole record with one `writev` before it returns: from then on the record is
-in the kernel and survives the death of the process (kill -9, an OOM kill, a crash). A commit thread fsyncs
-the log in groups: at most `commit_interval_s` after the first unsynced append, sooner once `commit_every`
-appends wait. A power cut or a kernel crash therefore loses at most the records appended in the last window
-and during one fsync. `head` is never fsynced: after a power cut it may point at records Redis already had,
-which are then sent again (the publisher's sent markers make that a no-op).
+in the kernel and survives the death of the process (kill -9, an OOM kill, a crash). A commit thread
+(`detection.commit`) fsyncs the log in groups: at most `commit_interval_s` after the first unsynced append,
+sooner once `commit_every` appends wait. A power cut or a kernel crash therefore loses at most the records
+appended in the last window and during one fsync. `head` is never fsynced: after a power cut it may point at
+records Redis already had, which are then sent again (the publisher's sent markers make that a no-op).
 
 Opening reads the log back, cutting each segment at the first record that does not hold (a torn tail), and
 moves an earlier journal's `<seq>.json` + `<seq>.jpg` pairs into the log. A segment is deleted once every
-record in it is acknowledged, so with Redis up the disk holds at most about one segment.
+record in it is acknowledged, so with Redis up the disk holds one or two segments.
 
 Bounds: `max_entries`, and `max_bytes` of alert and snapshot bytes held (each record adds 20 bytes). An append
 that goes over drops the oldest snapshots first (the alert stays, without its picture) until the journal is
@@ -23,11 +23,9 @@ rewritten so that their disk space comes back.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
@@ -35,7 +33,8 @@ from pathlib import Path
 from types import TracebackType
 
 from detection import segments
-from detection.segments import HEADER_BYTES, MAX_FIELD, Segment
+from detection.commit import GroupCommit
+from detection.segments import MAX_FIELD, Segment
 
 log = logging.getLogger(__name__)
 
@@ -74,39 +73,26 @@ class AlertJournal:
     ) -> None:
         if max_entries < 1 or max_bytes < 1:
             raise ValueError("journal bounds must be positive")
-        if commit_interval_s <= 0 or commit_every < 1:
-            raise ValueError("the commit window must be positive")
         self.directory = directory
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.segment_bytes = segment_bytes or min(16 * 2**20, max(64 * 2**10, max_bytes // 8))
         self.slack = min(self.segment_bytes, max_bytes // 16)  # snapshot drops free this much more, in one go
-        self.commit_interval_s, self.commit_every = commit_interval_s, commit_every
         self.dropped_snapshots = 0
         self.dropped_alerts = 0
-        self.commits = 0  # group commits (fsyncs of the log) done
-        self.sync_errors = 0
         self._lock = threading.Lock()
-        self._commit = threading.Condition(self._lock)
+        self._group = GroupCommit(
+            threading.Condition(self._lock), directory, self._collect, commit_interval_s, commit_every
+        )
         self._entries: deque[_Slot] = deque()
         self._segments: list[Segment] = []
         self._bytes = 0
         self._next = 1
-        self._unsynced = 0  # appends since the last commit began
-        self._unsynced_since = 0.0
-        self._dir_dirty = False  # a segment was created, replaced or deleted since the last commit
-        self._synced_through = 0  # every seq up to this one is on disk
-        self._attempted_through = 0  # the last commit, failed or not, covered up to this seq
         self._closing = False
         directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        self._head_fd = -1
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise JournalInUse(
-                f"journal {directory} is open elsewhere (one publisher per directory)"
-            ) from None
+        lock_fd = segments.try_lock(directory / "lock")
+        if lock_fd is None:
+            raise JournalInUse(f"journal {directory} is open elsewhere (one publisher per directory)")
+        self._lock_fd, self._head_fd = lock_fd, -1
         try:
             self._head_fd = os.open(directory / "head", os.O_RDWR | os.O_CREAT, 0o644)
             with self._lock:
@@ -114,13 +100,10 @@ class AlertJournal:
                 self._import_file_pairs()
                 self._enforce_bounds()
                 self._fsync_all()  # what a killed predecessor wrote may still sit in the page cache only
-                self._synced_through = self._attempted_through = self._next - 1
-                self._unsynced = 0
         except BaseException:
             self._close_files()
             raise
-        self._syncer = threading.Thread(target=self._sync_loop, name="alert-journal-commit", daemon=True)
-        self._syncer.start()
+        self._group.start(synced_through=self._next - 1)
         if self._entries:
             log.info("journal %s holds %d alerts from an earlier run", directory, len(self._entries))
 
@@ -145,7 +128,16 @@ class AlertJournal:
     def synced_through(self) -> int:
         """Every entry up to this seq was fsynced."""
         with self._lock:
-            return self._synced_through
+            return self._group.synced_through
+
+    @property
+    def commits(self) -> int:
+        """Group commits (fsyncs of the log) done."""
+        return self._group.commits
+
+    @property
+    def sync_errors(self) -> int:
+        return self._group.errors
 
     def held_after(self, seq: int) -> tuple[int, int]:
         """(how many held entries have a seq above `seq`, `last_seq`), read together."""
@@ -189,20 +181,14 @@ class AlertJournal:
         seg.last_seq = seq
         self._entries.append(_Slot(seq, seg, offset, len(alert_json), len(snapshot)))
         self._bytes += len(alert_json) + len(snapshot)
-        self._unsynced += 1
-        if self._unsynced == 1:
-            self._unsynced_since = time.monotonic()
-            self._commit.notify()
-        elif self._unsynced >= self.commit_every:
-            self._commit.notify()
+        self._group.appended()
         return seq
 
     def _roll(self) -> Segment:
         number = self._segments[-1].number + 1 if self._segments else 1
         seg = Segment.create(self.directory / f"{number:08d}.seg")
         self._segments.append(seg)
-        self._dir_dirty = True
-        self._commit.notify()
+        self._group.changed()
         return seg
 
     # --- reading and acknowledging ---------------------------------------------------------------------
@@ -228,12 +214,8 @@ class AlertJournal:
         try:
             entries = []
             for seq, seg, offset, alert_len, snap_len in picked:
-                want = HEADER_BYTES + alert_len + snap_len
-                data = os.pread(fds[id(seg)], want, offset)
-                if len(data) != want:
-                    raise OSError(f"journal {seg.path}: entry {seq} at {offset} is cut short")
-                alert = data[HEADER_BYTES : HEADER_BYTES + alert_len]
-                entries.append(JournalEntry(seq, alert, data[HEADER_BYTES + alert_len :] or None))
+                alert, snapshot = segments.read(fds[id(seg)], offset, alert_len, snap_len)
+                entries.append(JournalEntry(seq, alert, snapshot or None))
             return entries
         finally:
             for fd in fds.values():
@@ -260,7 +242,7 @@ class AlertJournal:
         spent = []
         while len(self._segments) > 1 and self._segments[0].last_seq < first_held:
             spent.append(self._segments.pop(0))
-            self._dir_dirty = True
+            self._group.changed()
         return spent
 
     # --- bounds ----------------------------------------------------------------------------------------
@@ -311,22 +293,13 @@ class AlertJournal:
                 continue
             for slot, offset in zip(slots, offsets, strict=True):
                 slot.offset = offset
-        self._dir_dirty = True
-        self._commit.notify()
+        self._group.changed()
 
     # --- opening ---------------------------------------------------------------------------------------
     def _recover(self) -> None:
-        for tmp in self.directory.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)
         head = segments.read_head(self._head_fd)
         last = 0
-        paths = sorted(
-            (p for p in self.directory.glob("*.seg") if p.stem.isdigit()), key=lambda p: int(p.stem)
-        )
-        for path in paths:
-            seg, records = segments.scan(path, last)
-            if seg is None:
-                continue
+        for seg, records in segments.open_all(self.directory):
             self._segments.append(seg)
             for seq, offset, alert_len, snap_len in records:
                 if seq >= head:
@@ -341,22 +314,15 @@ class AlertJournal:
     def _import_file_pairs(self) -> None:
         """Move the entries of the earlier file-per-alert journal (`<seq>.json` + `<seq>.jpg`) into the log.
         A crash halfway imports some twice on the next start: sent twice, stored once (the sent markers)."""
-        pairs = sorted((int(p.stem), p) for p in self.directory.glob("*.json") if p.stem.isdigit())
-        for _, path in pairs:
-            jpg = path.with_suffix(".jpg")
-            alert_json = path.read_bytes()
-            if alert_json:
-                self._append(alert_json, jpg.read_bytes() if jpg.exists() else b"")
+        pairs = segments.file_pairs(self.directory)
+        for alert_json, snapshot in pairs:
+            self._append(alert_json, snapshot)
         if pairs:
             self._fsync_all()
-            for _, path in pairs:
-                path.unlink()
             log.info(
                 "journal %s: moved in %d alerts of the file-per-alert format", self.directory, len(pairs)
             )
-        for jpg in self.directory.glob("*.jpg"):
-            if jpg.stem.isdigit():
-                jpg.unlink()  # orphans: that format wrote the picture before the alert
+        segments.remove_file_pairs(self.directory)
 
     # --- group commit ----------------------------------------------------------------------------------
     def _fsync_all(self) -> None:
@@ -364,72 +330,26 @@ class AlertJournal:
             os.fsync(seg.fd)
             seg.dirty = False
         segments.fsync_dir(self.directory)
-        self._dir_dirty = False
+
+    def _collect(self) -> tuple[list[int], int]:
+        # duplicates: the fsyncs run outside the lock, and a segment may be closed meanwhile
+        fds = [os.dup(seg.fd) for seg in self._segments if seg.dirty]
+        for seg in self._segments:
+            seg.dirty = False
+        return fds, self._next - 1
 
     def sync(self, timeout: float = 30.0) -> bool:
         """Commit now and wait for it; False when that commit failed or did not end within `timeout`."""
-        deadline = time.monotonic() + timeout
-        with self._commit:
-            target = self._next - 1
-            self._unsynced_since = 0.0  # ends the window
-            self._commit.notify_all()
-            while self._attempted_through < target and self._syncer.is_alive():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._commit.wait(min(remaining, 0.5))
-            return self._synced_through >= target
-
-    def _sync_loop(self) -> None:
-        while True:
-            with self._commit:
-                while not (self._unsynced or self._dir_dirty) and not self._closing:
-                    self._commit.wait()
-                if not (self._unsynced or self._dir_dirty):
-                    return  # closing, and everything is on disk
-                while self._unsynced < self.commit_every and not self._closing:
-                    remaining = self._unsynced_since + self.commit_interval_s - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._commit.wait(remaining)
-                # duplicates: the fsyncs run outside the lock, and a segment may be closed meanwhile
-                fds = [os.dup(seg.fd) for seg in self._segments if seg.dirty]
-                for seg in self._segments:
-                    seg.dirty = False
-                sync_dir, self._dir_dirty = self._dir_dirty, False
-                self._unsynced, through = 0, self._next - 1
-            error: OSError | None = None
-            try:
-                for fd in fds:
-                    os.fsync(fd)
-                if sync_dir:
-                    segments.fsync_dir(self.directory)
-            except OSError as exc:
-                error = exc
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            with self._commit:
-                self._attempted_through = max(self._attempted_through, through)
-                if error is None:
-                    self.commits += 1
-                    self._synced_through = max(self._synced_through, through)
-                else:  # Linux reports a failed writeback once: say so, count it, carry on
-                    self.sync_errors += 1
-                    log.error(
-                        "journal %s: fsync failed (%s); a power cut may lose more", self.directory, error
-                    )
-                self._commit.notify_all()
+        return self._group.sync(self.last_seq, timeout)
 
     # --- lifetime --------------------------------------------------------------------------------------
     def close(self) -> None:
         """Commit what was written, close the files and release the directory."""
-        with self._commit:
+        with self._lock:
             if self._closing:
                 return
             self._closing = True
-            self._commit.notify_all()
-        self._syncer.join()
+        self._group.close()
         with self._lock:
             self._close_files()
 

@@ -12,6 +12,7 @@ records, atomically (a new file renamed over the old). The head file is one seq 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
@@ -112,6 +113,48 @@ def scan(path: Path, after_seq: int) -> tuple[Segment | None, list[tuple[int, in
     return seg, records
 
 
+def read(fd: int, offset: int, alert_len: int, snap_len: int) -> tuple[bytes, bytes]:
+    """The alert and the snapshot (b"": none) of the record at `offset`; OSError when the file ends first."""
+    want = HEADER_BYTES + alert_len + snap_len
+    data = os.pread(fd, want, offset)
+    if len(data) != want:
+        raise OSError(f"journal record at {offset} is cut short ({len(data)} of {want} bytes)")
+    return data[HEADER_BYTES : HEADER_BYTES + alert_len], data[HEADER_BYTES + alert_len :]
+
+
+def open_all(directory: Path) -> list[tuple[Segment, list[tuple[int, int, int, int]]]]:
+    """Every segment of `directory` in order, each with its records (`scan`); removes the `*.tmp` files a
+    rewrite left when it was interrupted."""
+    for tmp in directory.glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
+    opened, last = [], 0
+    for path in sorted((p for p in directory.glob("*.seg") if p.stem.isdigit()), key=lambda p: int(p.stem)):
+        seg, records = scan(path, last)
+        if seg is not None:
+            opened.append((seg, records))
+            last = max(last, seg.last_seq)
+    return opened
+
+
+def file_pairs(directory: Path) -> list[tuple[bytes, bytes]]:
+    """The entries of the file-per-alert journal this log replaced (`<seq>.json` + `<seq>.jpg`), oldest first:
+    (alert JSON, snapshot or b"")."""
+    entries = []
+    for _, path in sorted((int(p.stem), p) for p in directory.glob("*.json") if p.stem.isdigit()):
+        jpg = path.with_suffix(".jpg")
+        alert_json = path.read_bytes()
+        if alert_json:
+            entries.append((alert_json, jpg.read_bytes() if jpg.exists() else b""))
+    return entries
+
+
+def remove_file_pairs(directory: Path) -> None:
+    """Delete those files (and pictures whose alert file is gone: that format wrote the picture first)."""
+    for path in [*directory.glob("*.json"), *directory.glob("*.jpg")]:
+        if path.stem.isdigit():
+            path.unlink()
+
+
 def rewrite(seg: Segment, records: list[tuple[int, int, int, int]]) -> list[int]:
     """Replace `seg` by a file of `records` (seq, offset, alert length, snapshot length to keep: 0 or all of
     it), fsynced before the rename; their new offsets. The directory entry is the caller's to fsync."""
@@ -134,6 +177,18 @@ def rewrite(seg: Segment, records: list[tuple[int, int, int, int]]) -> list[int]
     os.close(seg.fd)
     seg.fd, seg.size, seg.dirty = fd, size, False
     return offsets
+
+
+def try_lock(path: Path) -> int | None:
+    """A descriptor holding an exclusive flock on `path` (released when it is closed, or the process dies);
+    None when someone else holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def read_head(fd: int) -> int:
