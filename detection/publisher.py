@@ -196,6 +196,8 @@ class RedisAlertPublisher:
             self._script(
                 keys=[self.stream, SENT_PREFIX + _dedupe_key(entry.alert_json)], args=args, client=pipe
             )
+        # Not a transaction: after a refused command Redis runs the rest too. Those stay in the journal with
+        # the refused one and are resent as no-ops, so a refusal (OOM) can put the refused alert after them.
         results = pipe.execute(raise_on_error=False)
         done, refused = None, None
         sent = duplicates = replayed = 0

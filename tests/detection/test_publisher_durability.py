@@ -1,4 +1,4 @@
-"""The write-ahead journal's log on disk, and the real publisher killed with SIGKILL against a private Redis.
+"""The write-ahead journal's log on disk, and the real publisher against a private Redis: refused and killed.
 
 The kill tests run the publisher in a child process that records each alert id once its `publish()` returned
 (one `write` per id: the kernel keeps it whatever becomes of the child), kill -9 it with Redis up, with Redis
@@ -149,6 +149,33 @@ def test_the_file_per_alert_journal_is_moved_into_the_log(tmp_path: Path) -> Non
     with AlertJournal(tmp_path) as j:
         assert [(e.alert_json, e.snapshot) for e in j.peek(10)] == [(b"seven", b"jpeg-7"), (b"nine", None)]
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.jpg"))
+
+
+# --- the publisher against a private Redis -----------------------------------------------------------------
+@pytest.mark.integration
+def test_alerts_redis_refuses_stay_journaled_until_it_takes_them(tmp_path: Path) -> None:
+    with RedisServer(databases=1) as server:
+        admin = redis.Redis.from_url(server.url, socket_timeout=5)
+        admin.config_set("maxmemory", "1")  # every write is refused: OOM
+        pub = RedisAlertPublisher(server.url, tmp_path / "journal", socket_timeout_s=1.0, backoff_max_s=0.2)
+        try:
+            now = datetime.now(UTC)
+            alerts = [
+                Alert(kind="tamper", severity=1, camera_id="cam-oom", captured_at=now) for _ in range(2)
+            ]
+            for a in alerts:
+                pub.publish(a, SNAPSHOT)
+            deadline = time.monotonic() + 30
+            while pub.counts.failed < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert pub.counts.failed >= 2 and len(pub.journal) == 2 and admin.xlen(ALERTS_STREAM) == 0
+            admin.config_set("maxmemory", "0")
+            assert pub.wait_drained(30)
+        finally:
+            pub.close()
+        stream = [decode_alert_entry(fields) for _, fields in admin.xrange(ALERTS_STREAM)]
+        admin.close()
+    assert [(a.id, snap) for a, snap in stream] == [(a.id, SNAPSHOT) for a in alerts]
 
 
 # --- the publisher killed with SIGKILL ---------------------------------------------------------------------
