@@ -1,24 +1,29 @@
-"""Bearer tokens (PyJWT, HS256) and the FastAPI dependencies that check them.
+"""Bearer tokens (PyJWT, HS256) and the checks that turn a request's token into a `Principal`.
 
 Claims: `sub` (user), `role` (operator | station_admin | city_command | integrator), `station` (station id or
 null), `iat`, `exp`. A token comes in the `Authorization: Bearer` header or, for WebSocket and EventSource
-clients that cannot set headers, in the `token` query parameter.
+clients that cannot set headers, in the `token` query parameter. The signing secret is the settings' on
+`app.state.settings`, set by `create_app`.
 
-Reuse from other routers: `CurrentPrincipal` (any valid token), `require_roles(Role.operator, ...)`,
-`IncidentReader` (roles that may read incidents), `Principal.station_scope`.
+A missing or invalid token raises `Unauthorized` (401), a role that may not do something `Forbidden` (403).
+Routes use the typed aliases in `center_api.api.deps` (`PrincipalDep`, `IncidentViewerDep`, ...), built from
+`current_principal` and `require_roles` here; `Principal.station_scope` says which station's data one sees.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
+
+from center_api.errors import Forbidden, Unauthorized
 
 ALGORITHM = "HS256"
 
@@ -88,49 +93,46 @@ def decode_token(secret: str, token: str) -> Principal:
 
 # auto_error=False: we also accept `?token=` and answer 401 ourselves. Gives OpenAPI its security scheme.
 _bearer = HTTPBearer(auto_error=False, description="JWT (HS256) from `gridwatch token issue`")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def _secret(conn: HTTPConnection) -> str:
+    return str(conn.app.state.settings.jwt_secret.get_secret_value())
 
 
 def principal_from_connection(
     conn: HTTPConnection, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The principal of a request's token (header, else `?token=`); raises `Unauthorized` without one."""
     token = credentials.credentials if credentials is not None else conn.query_params.get("token")
     if not token:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
-    secret = conn.app.state.center.settings.jwt_secret.get_secret_value()
+        raise Unauthorized("missing bearer token", code="missing_token", headers=_CHALLENGE)
     try:
-        return decode_token(secret, token)
+        return decode_token(_secret(conn), token)
     except TokenError as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
-        ) from None
+        raise Unauthorized(f"invalid token: {exc}", code="invalid_token", headers=_CHALLENGE) from None
 
 
-async def _current_principal(
+async def current_principal(
     conn: HTTPConnection, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
+    """FastAPI dependency: the caller's principal (any valid token)."""
     return principal_from_connection(conn, credentials)
 
 
-CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
-
-
-def require_roles(*roles: Role):  # noqa: ANN201 - returns a FastAPI dependency
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A FastAPI dependency that passes a principal of one of `roles` and raises `Forbidden` for others."""
     allowed = frozenset(roles)
 
-    async def _check(principal: CurrentPrincipal) -> Principal:
+    async def _check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role} may not do this")
+            raise Forbidden(f"role {principal.role} may not do this", code="role_not_allowed")
         return principal
 
     return _check
 
 
 INCIDENT_ROLES = (Role.operator, Role.station_admin, Role.city_command)
-IncidentReader = Annotated[Principal, Depends(require_roles(*INCIDENT_ROLES))]
-CameraManager = Annotated[Principal, Depends(require_roles(Role.integrator, Role.city_command))]
-CameraReader = Annotated[Principal, Depends(require_roles(*Role))]
 
 
 def bearer_from_headers(conn: HTTPConnection) -> str | None:
@@ -148,6 +150,6 @@ def principal_for_websocket(conn: HTTPConnection) -> Principal | None:
     if token is None:
         return None
     try:
-        return decode_token(conn.app.state.center.settings.jwt_secret.get_secret_value(), token)
+        return decode_token(_secret(conn), token)
     except TokenError:
         return None

@@ -31,6 +31,7 @@ may change. A raise may give a more specific code than its class's, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -130,7 +131,15 @@ class ErrorBody(BaseModel):
 # A Starlette HTTPException carries only a status: give it the code of the tree's class for that status.
 _CODES: dict[int, str] = {
     cls.status: cls.code
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType)
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+    )
     + (Unprocessable, Unavailable)
 }
 
@@ -144,7 +153,7 @@ def _code_for(status: int) -> str:
         return "error"
 
 
-def _body(status: int, detail: str, code: str, headers: dict[str, str] | None) -> Response:
+def _body(status: int, detail: str, code: str, headers: Mapping[str, str] | None) -> Response:
     if status in (204, 304):  # these statuses forbid a body
         return Response(status_code=status, headers=headers)
     return JSONResponse(ErrorBody(detail=detail, code=code).model_dump(), status_code=status, headers=headers)

@@ -3,7 +3,8 @@
     new -> acknowledged -> dispatched -> resolved | false_alarm
                         \\-> resolved | false_alarm   (closed without dispatch)
 
-Everything else is refused (the API answers 409). No I/O and no clock reads here: `now` is passed in.
+Everything else is refused with `TransitionError` (the API answers 409). No I/O and no clock reads here:
+`now` is passed in.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from center_api.errors import Conflict
 
 
 class Status(StrEnum):
@@ -41,8 +44,10 @@ STAMP_COLUMN: Mapping[Status, str] = {
 }
 
 
-class TransitionError(ValueError):
-    """A transition the workflow does not allow (HTTP 409)."""
+class TransitionError(Conflict):
+    """A transition the workflow does not allow (409 `transition_not_allowed`)."""
+
+    code = "transition_not_allowed"
 
 
 def check_transition(current: str, target: str) -> Status:

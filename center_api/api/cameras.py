@@ -1,35 +1,38 @@
-"""Camera registry for integrators: CRUD, bulk import (CSV/GeoJSON, dry run), health; URLs redacted."""
+"""Camera registry for integrators: CRUD, bulk import (CSV/GeoJSON, dry run), health; URLs redacted.
+
+Errors are the tree's (`center_api.errors`): an unknown or out-of-scope camera 404, an id that exists 409,
+a fixed cell the grid lacks 422 `unknown_cell` (from the registry), an unparsable import 400."""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from center_api.auth import CameraManager, CameraReader, Principal, Role
-from center_api.cameras.bulk import parse_csv, parse_geojson, parse_rows
-from center_api.cameras.registry import CameraRecord, CameraRegistry, UnknownCell
+from center_api.api.deps import CameraManagerDep, CameraViewerDep, ServicesDep
+from center_api.auth import Principal, Role
+from center_api.cameras.bulk import parse_import, parse_rows
+from center_api.cameras.registry import CameraRecord, UnknownCell
 from center_api.cameras.schemas import CameraPage, CameraPublic, ImportReport, RowError
-from center_api.state import CenterState, StateDep
+from center_api.errors import Conflict, Forbidden, NotFound, Unprocessable, error_responses
+from center_api.services import CenterServices
 from contracts import Camera, StreamHealth, health_key
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
-
-def _registry(state: CenterState) -> CameraRegistry:
-    assert isinstance(state.cameras, CameraRegistry)
-    return state.cameras
+_TOKEN = (401, 403, 503)
 
 
-async def _health(state: CenterState, ids: list[str]) -> dict[str, StreamHealth]:
-    if not ids or state.redis is None:
+async def _health(services: CenterServices, ids: list[str]) -> dict[str, StreamHealth]:
+    if not ids:
         return {}
     try:
-        values = await state.redis.mget([health_key(i) for i in ids])
+        values = await services.redis.mget([health_key(i) for i in ids])
     except (RedisConnectionError, RedisTimeoutError, OSError):
         return {}
     out: dict[str, StreamHealth] = {}
@@ -66,10 +69,15 @@ def _scope(principal: Principal) -> str | None:
     return principal.station_id if principal.role in (Role.operator, Role.station_admin) else None
 
 
-@router.get("", response_model=CameraPage, summary="Cameras (operators: their station's), with health")
+@router.get(
+    "",
+    response_model=CameraPage,
+    summary="Cameras (operators: their station's), with health",
+    responses=error_responses(*_TOKEN),
+)
 async def list_cameras(
-    state: StateDep,
-    principal: CameraReader,
+    services: ServicesDep,
+    principal: CameraViewerDep,
     cell: str | None = None,
     station: str | None = None,
     cursor: str | None = None,
@@ -77,92 +85,111 @@ async def list_cameras(
 ) -> CameraPage:
     scope = _scope(principal)
     if scope is not None and station not in (None, scope):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "token is scoped to another station")
-    records = await _registry(state).list(
+        raise Forbidden("token is scoped to another station", code="station_out_of_scope")
+    records = await services.cameras.list(
         station_id=scope or station, cell_id=cell, after=cursor, limit=limit + 1
     )
     more = len(records) > limit
     records = records[:limit]
-    health = await _health(state, [r.camera.id for r in records])
+    health = await _health(services, [r.camera.id for r in records])
     return CameraPage(
         items=[_public(r, health.get(r.camera.id)) for r in records],
         next_cursor=records[-1].camera.id if more and records else None,
     )
 
 
-@router.get("/{camera_id}", response_model=CameraPublic)
-async def get_camera(camera_id: str, state: StateDep, principal: CameraReader) -> CameraPublic:
-    rec = await _registry(state).get(camera_id)
+def _no_camera() -> NotFound:
+    return NotFound("no such camera", code="camera_not_found")
+
+
+@router.get("/{camera_id}", response_model=CameraPublic, responses=error_responses(404, *_TOKEN))
+async def get_camera(camera_id: str, services: ServicesDep, principal: CameraViewerDep) -> CameraPublic:
+    rec = await services.cameras.get(camera_id)
     scope = _scope(principal)
+    # Out of scope looks the same as absent.
     if rec is None or (scope is not None and rec.station_id != scope):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
-    return _public(rec, (await _health(state, [camera_id])).get(camera_id))
+        raise _no_camera()
+    return _public(rec, (await _health(services, [camera_id])).get(camera_id))
 
 
-async def _save(state: CenterState, camera: Camera) -> CameraPublic:
-    try:
-        (rec,) = await _registry(state).save([camera])
-    except UnknownCell as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+async def _save(services: CenterServices, camera: Camera) -> CameraPublic:
+    (rec,) = await services.cameras.save([camera])  # UnknownCell (422) as it is
     return _public(rec, None)
 
 
-@router.post("", response_model=CameraPublic, status_code=status.HTTP_201_CREATED)
-async def create_camera(camera: Camera, state: StateDep, principal: CameraManager) -> CameraPublic:
-    if await _registry(state).get(camera.id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "camera id exists; use PUT to replace it")
-    return await _save(state, camera)
+@router.post(
+    "",
+    response_model=CameraPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409, *_TOKEN),
+)
+async def create_camera(camera: Camera, services: ServicesDep, principal: CameraManagerDep) -> CameraPublic:
+    if await services.cameras.get(camera.id) is not None:
+        raise Conflict("camera id exists; use PUT to replace it", code="camera_exists")
+    return await _save(services, camera)
 
 
-@router.put("/{camera_id}", response_model=CameraPublic, summary="Replace a camera (create if absent)")
+@router.put(
+    "/{camera_id}",
+    response_model=CameraPublic,
+    summary="Replace a camera (create if absent)",
+    responses=error_responses(404, *_TOKEN),
+)
 async def put_camera(
-    camera_id: str, camera: Camera, state: StateDep, principal: CameraManager
+    camera_id: str, camera: Camera, services: ServicesDep, principal: CameraManagerDep
 ) -> CameraPublic:
     if camera.id != camera_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body id differs from the path")
-    return await _save(state, camera)
+        raise Unprocessable("body id differs from the path", code="id_mismatch")
+    return await _save(services, camera)
 
 
-@router.patch("/{camera_id}", response_model=CameraPublic, summary="Change some fields of a camera")
+@router.patch(
+    "/{camera_id}",
+    response_model=CameraPublic,
+    summary="Change some fields of a camera",
+    responses=error_responses(404, *_TOKEN),
+)
 async def patch_camera(
-    camera_id: str, state: StateDep, principal: CameraManager, changes: Annotated[dict[str, object], Body()]
+    camera_id: str,
+    services: ServicesDep,
+    principal: CameraManagerDep,
+    changes: Annotated[dict[str, object], Body()],
 ) -> CameraPublic:
-    rec = await _registry(state).get(camera_id)
+    rec = await services.cameras.get(camera_id)
     if rec is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
+        raise _no_camera()
     data = json.loads(rec.camera.model_dump_json())
     data.update({k: v for k, v in changes.items() if k != "id"})
     try:
         camera = Camera.model_validate(data)
     except ValidationError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, json.loads(exc.json(include_input=False))
-        ) from None
-    return await _save(state, camera)
+        # The merged camera is the request's body as the registry sees it: answer as FastAPI answers an
+        # invalid body (422 with the error array), not as a domain error.
+        raise RequestValidationError(json.loads(exc.json(include_input=False))) from None
+    return await _save(services, camera)
 
 
-@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_camera(camera_id: str, state: StateDep, principal: CameraManager) -> None:
-    if not await _registry(state).delete(camera_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such camera")
+@router.delete(
+    "/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, *_TOKEN)
+)
+async def delete_camera(camera_id: str, services: ServicesDep, principal: CameraManagerDep) -> None:
+    if not await services.cameras.delete(camera_id):
+        raise _no_camera()
 
 
 @router.post(
     "/import",
     response_model=ImportReport,
     summary="Bulk import from CSV (text/csv) or GeoJSON (application/geo+json); ?dry_run=true validates",
+    responses=error_responses(400, *_TOKEN),
 )
 async def import_cameras(
-    request: Request, state: StateDep, principal: CameraManager, dry_run: bool = False
+    request: Request, services: ServicesDep, principal: CameraManagerDep, dry_run: bool = False
 ) -> ImportReport:
     body = (await request.body()).decode("utf-8-sig", errors="replace")
-    ctype = request.headers.get("content-type", "")
-    try:
-        rows = parse_geojson(body) if "json" in ctype or body.lstrip().startswith("{") else parse_csv(body)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"cannot parse the import: {exc}") from None
+    rows = parse_import(body, request.headers.get("content-type", ""))  # UnparsableImport (400) as it is
     good, errors = parse_rows(rows)
-    registry = _registry(state)
+    registry = services.cameras
     valid: list[Camera] = []
     cells: dict[str, int] = {}
     for index, cam in good:

@@ -7,30 +7,36 @@ from datetime import datetime
 from fastapi import APIRouter
 from shapely.geometry import mapping
 
-from center_api.auth import IncidentReader
+from center_api.api.deps import IncidentViewerDep, ServicesDep
+from center_api.errors import error_responses
 from center_api.grid import Level
-from center_api.state import StateDep
 from center_api.store.stats import StatsReader
 
 router = APIRouter(prefix="/api/v1/grid", tags=["grid"])
 
 
-@router.get("/cells", summary="GeoJSON of cells with incident counts (open by default) for a heat map")
+_ERRORS = error_responses(401, 403, 503)
+
+
+@router.get(
+    "/cells",
+    summary="GeoJSON of cells with incident counts (open by default) for a heat map",
+    responses=_ERRORS,
+)
 async def cells(
-    state: StateDep,
-    principal: IncidentReader,
+    services: ServicesDep,
+    principal: IncidentViewerDep,
     since: datetime | None = None,
     until: datetime | None = None,
     open_only: bool = True,
 ) -> dict[str, object]:
-    assert state.city is not None and state.sessions is not None
     scope = principal.station_scope
-    counts = await StatsReader(state.sessions).cell_counts(since, until, scope, open_only)
+    counts = await StatsReader(services.sessions).cell_counts(since, until, scope, open_only)
     features = []
-    for unit in state.city.cells:
+    for unit in services.city.cells:
         if scope is not None and unit.station != scope:
             continue
-        line = state.city.lineage[unit.id]
+        line = services.city.lineage[unit.id]
         features.append(
             {
                 "type": "Feature",
@@ -55,11 +61,10 @@ async def cells(
     }
 
 
-@router.get("/units", summary="Districts, streets and communities (no geometry)")
-async def units(state: StateDep, principal: IncidentReader) -> list[dict[str, object]]:
-    assert state.city is not None
+@router.get("/units", summary="Districts, streets and communities (no geometry)", responses=_ERRORS)
+async def units(services: ServicesDep, principal: IncidentViewerDep) -> list[dict[str, object]]:
     return [
         {"id": u.id, "level": u.level.value, "code": u.code, "name": u.name, "parent": u.parent}
-        for u in state.city.units.values()
+        for u in services.city.units.values()
         if u.level is not Level.cell
     ]

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from center_api.auth import IncidentReader
-from center_api.state import StateDep
+from center_api.api.deps import IncidentViewerDep, ServicesDep
+from center_api.errors import error_responses
 from center_api.store.stats import StatsReader
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
@@ -16,17 +16,23 @@ router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
 Unit = Literal["cell", "community", "street", "district", "station", "camera"]
 
 
-@router.get("", summary="Counts by grid unit and kind, open incidents, SLA p50/p90, false-alarm rates")
+_ERRORS = error_responses(401, 403, 503)
+
+
+@router.get(
+    "",
+    summary="Counts by grid unit and kind, open incidents, SLA p50/p90, false-alarm rates",
+    responses=_ERRORS,
+)
 async def stats(
-    state: StateDep,
-    principal: IncidentReader,
+    services: ServicesDep,
+    principal: IncidentViewerDep,
     by: Unit = "community",
     since: datetime | None = None,
     until: datetime | None = None,
     top: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, object]:
-    assert state.sessions is not None
-    reader = StatsReader(state.sessions)
+    reader = StatsReader(services.sessions)
     scope = principal.station_scope
     counts = await reader.counts(by, since, until, scope)
     return {
@@ -39,13 +45,12 @@ async def stats(
     }
 
 
-@router.get("/counts", summary="Counts by grid unit and kind only (the cheap query)")
+@router.get("/counts", summary="Counts by grid unit and kind only (the cheap query)", responses=_ERRORS)
 async def counts(
-    state: StateDep,
-    principal: IncidentReader,
+    services: ServicesDep,
+    principal: IncidentViewerDep,
     by: Unit = "community",
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[dict[str, object]]:
-    assert state.sessions is not None
-    return await StatsReader(state.sessions).counts(by, since, until, principal.station_scope)
+    return await StatsReader(services.sessions).counts(by, since, until, principal.station_scope)

@@ -2,46 +2,71 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from center_api.auth import CurrentPrincipal
+from center_api.api.deps import PrincipalDep, ServicesDep
+from center_api.errors import error_responses
 from center_api.schemas import MePublic, StationPublic
-from center_api.state import StateDep
+from center_api.settings import CenterSettings
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
 
+# Every token route of the API declares 401 and 403, one set for clients to handle (these three take any
+# valid token, so only 401 happens here); 503 is the services' answer before start-up.
+_TOKEN_ERRORS = error_responses(401, 403, 503)
 
-@router.get("/health", summary="Liveness and readiness (no token needed)")
-async def health(state: StateDep, response: Response) -> dict[str, object]:
-    if not state.ready:
+
+@router.get(
+    "/health",
+    summary="Liveness and readiness (no token needed); 503 while starting",
+    responses={503: {"description": "Starting: the center is not ready yet"}},
+)
+async def health(request: Request, response: Response) -> dict[str, object]:
+    # Reads app.state, not the services: it must answer (503) before the services exist.
+    ready = bool(request.app.state.ready)
+    settings: CenterSettings = request.app.state.settings
+    if not ready:
         response.status_code = 503
-    return {"status": "ok" if state.ready else "starting", "consumer": state.settings.consumer_name}
+    return {"status": "ok" if ready else "starting", "consumer": settings.consumer_name}
 
 
-@router.get("/me", response_model=MePublic, summary="The token's claims and its station's name")
-async def me(principal: CurrentPrincipal, state: StateDep) -> MePublic:
-    assert state.city is not None
+@router.get(
+    "/me",
+    response_model=MePublic,
+    summary="The token's claims and its station's name",
+    responses=_TOKEN_ERRORS,
+)
+async def me(principal: PrincipalDep, services: ServicesDep) -> MePublic:
+    city = services.city
     return MePublic(
         subject=principal.subject,
         role=principal.role.value,
         station_id=principal.station_id,
-        station_name=state.city.station_name(principal.station_id),
-        city_command_id=state.city.city_command.id,
+        station_name=city.station_name(principal.station_id),
+        city_command_id=city.city_command.id,
     )
 
 
-@router.get("/stations", response_model=list[StationPublic], summary="Stations and the city command center")
-async def stations(principal: CurrentPrincipal, state: StateDep) -> list[StationPublic]:
-    assert state.city is not None
+@router.get(
+    "/stations",
+    response_model=list[StationPublic],
+    summary="Stations and the city command center",
+    responses=_TOKEN_ERRORS,
+)
+async def stations(principal: PrincipalDep, services: ServicesDep) -> list[StationPublic]:
     return [
         StationPublic(id=s.id, name=s.name, code=s.code, city_command=s.city_command)
-        for s in state.city.stations.values()
+        for s in services.city.stations.values()
     ]
 
 
 metrics_router = APIRouter(tags=["system"])
 
 
-@metrics_router.get("/metrics", summary="Prometheus metrics (any valid token; scrape with bearer_token)")
-async def metrics(principal: CurrentPrincipal, state: StateDep) -> Response:
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+@metrics_router.get(
+    "/metrics",
+    summary="Prometheus metrics (any valid token; scrape with bearer_token)",
+    responses=_TOKEN_ERRORS,
+)
+async def metrics(principal: PrincipalDep, services: ServicesDep) -> Response:
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

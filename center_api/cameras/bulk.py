@@ -2,6 +2,7 @@
 
 CSV columns: id, url, and optionally name, site_type, site_id, lat, lon, cell_id, sample_fps, enabled.
 GeoJSON: a FeatureCollection of Points whose properties are the same fields (lat/lon from the geometry).
+`parse_import` picks the format and raises `UnparsableImport` (400) for a body that is neither.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from center_api.cameras.schemas import RowError
+from center_api.errors import BadRequest
 from contracts import Camera
+
+
+class UnparsableImport(BadRequest):
+    """An import body that is not CSV or GeoJSON of the expected shape (400 `unparsable_import`)."""
+
+    code = "unparsable_import"
 
 
 def _problems(exc: ValidationError) -> str:
@@ -70,3 +78,14 @@ def parse_geojson(text: str) -> list[dict[str, Any]]:
             props.update(lat=lat, lon=lon)
         rows.append(props)
     return rows
+
+
+def parse_import(body: str, content_type: str) -> list[dict[str, Any]]:
+    """The rows of an import: GeoJSON for a JSON content type or a body that opens with `{`, else CSV."""
+    try:
+        if "json" in content_type or body.lstrip().startswith("{"):
+            return parse_geojson(body)
+        return parse_csv(body)
+    # json and csv errors, and features of the wrong shape (a geometry that is not an object, ...)
+    except (ValueError, KeyError, TypeError, AttributeError, csv.Error) as exc:
+        raise UnparsableImport(f"cannot parse the import: {exc}") from None

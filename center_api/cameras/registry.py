@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from center_api.errors import Unprocessable
 from center_api.grid import UNASSIGNED
 from center_api.routing import AlertRouter, CameraPlace
 from center_api.store.models import CameraRow
@@ -31,8 +32,10 @@ log = logging.getLogger(__name__)
 CAMERAS_FILE = "cameras.yaml"
 
 
-class UnknownCell(ValueError):
-    """A camera's fixed `cell_id` names no cell of the grid."""
+class UnknownCell(Unprocessable):
+    """A camera's fixed `cell_id` names no cell of the grid (422 `unknown_cell`)."""
+
+    code = "unknown_cell"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
+
+from center_api.errors import NotFound
 
 STATIC_DIR = Path(__file__).parent / "static"
 MEDIA_TYPES = {
@@ -54,7 +56,7 @@ def console_router(static_dir: Path = STATIC_DIR) -> APIRouter:
     async def console_file(name: str) -> Response:
         found = files.get(name)
         if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such console file")
+            raise NotFound("no such console file", code="console_file_not_found")
         return Response(found[0], media_type=found[1], headers=headers)
 
     return router

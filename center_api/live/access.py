@@ -9,25 +9,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, HTTPException, status
+from fastapi import APIRouter, FastAPI
 
-from center_api.auth import IncidentReader
+from center_api.api.deps import IncidentViewerDep, ServicesDep
+from center_api.errors import Conflict, NotFound
 from center_api.live.relay import LiveRelay
 from center_api.live.router import build_live_router
 from center_api.live.settings import LiveSettings
-from center_api.state import StateDep
 
 
-async def live_camera_url(camera_id: str, state: StateDep, principal: IncidentReader) -> str:
-    """FastAPI dependency: the stream URL of a camera the principal may watch (404 otherwise)."""
-    registry = state.cameras
-    if registry is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the camera registry is not ready")
-    record = await registry.get(camera_id)
+async def live_camera_url(camera_id: str, services: ServicesDep, principal: IncidentViewerDep) -> str:
+    """FastAPI dependency: the stream URL of a camera the principal may watch (404 if not, 409 disabled)."""
+    record = await services.cameras.get(camera_id)
     if record is None or not principal.may_see_station(record.station_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such camera: {camera_id}")
+        raise NotFound(f"no such camera: {camera_id}", code="camera_not_found")
     if not record.camera.enabled:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"camera {camera_id} is disabled")
+        raise Conflict(f"camera {camera_id} is disabled", code="camera_disabled")
     return str(record.camera.url.get_secret_value())
 
 
@@ -50,5 +47,5 @@ def center_live_router(settings: LiveSettings | None = None) -> APIRouter:
     return router
 
 
-async def _status_guard(principal: IncidentReader) -> None:
-    """Any incident reader may see which cameras are being watched live (counts only)."""
+async def _status_guard(principal: IncidentViewerDep) -> None:
+    """Any incident viewer may see which cameras are being watched live (counts only)."""

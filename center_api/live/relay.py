@@ -1,9 +1,12 @@
 """`LiveRelay`: WebRTC sessions for live view, one `CameraPull` per camera shared by all its viewers.
 
-    LiveError
-     ├── CameraOffline   the stream cannot be opened (HTTP 503 with the reason)
-     ├── LiveBusy        too many cameras or viewers (HTTP 503)
-     └── NoCommonCodec   the browser offered neither H.264 nor VP8 (HTTP 415)
+Its errors are the center's (`center_api.errors`), raised as they are and answered by the app's handler:
+
+    LiveError (any error of the live relay)
+     ├── LiveBusy           Unavailable (503 live_busy): too many cameras or viewers
+     ├── NoCommonCodec      UnsupportedMediaType (415 no_common_codec): the offer has neither H.264 nor VP8
+     └── NegotiationFailed  BadRequest (400 live_negotiation_failed): the offer cannot be answered
+    CameraOffline (live.source) Unavailable (503 camera_offline): the stream cannot be opened
 
 A viewer gets the camera's H.264 as it is (no re-encoding) when its offer has H.264; otherwise VP8,
 encoded once per camera for all such viewers. The pull stops when the last viewer's session closes:
@@ -24,6 +27,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
+from center_api.errors import BadRequest, CenterError, Unavailable, UnsupportedMediaType
 from center_api.live.settings import LiveSettings
 from center_api.live.source import CameraOffline, CameraPull, LiveCodec, PacketTrack
 
@@ -32,22 +36,26 @@ log = logging.getLogger(__name__)
 _RTPMAP = re.compile(r"^a=rtpmap:\d+ ([A-Za-z0-9-]+)/90000", re.MULTILINE)
 
 
-class LiveError(Exception):
-    """Base of the live-view errors; `status` is the HTTP status the router answers with."""
-
-    status = 400
+class LiveError(CenterError):
+    """Any error of the live relay; each one also derives from the tree class that gives its status."""
 
 
-class LiveBusy(LiveError):
-    status = 503
+class LiveBusy(LiveError, Unavailable):
+    """Too many cameras pulled, or too many viewers of one camera."""
+
+    code = "live_busy"
 
 
-class NoCommonCodec(LiveError):
-    status = 415
+class NoCommonCodec(LiveError, UnsupportedMediaType):
+    """The browser's offer has no video codec the relay can send."""
+
+    code = "no_common_codec"
 
 
-# CameraOffline is raised by the pull; it is a LiveError for the router's purposes.
-LIVE_ERRORS: tuple[type[Exception], ...] = (LiveError, CameraOffline)
+class NegotiationFailed(LiveError, BadRequest):
+    """The offer is malformed or cannot be answered."""
+
+    code = "live_negotiation_failed"
 
 
 def offered_codecs(sdp: str) -> set[str]:
@@ -119,7 +127,7 @@ class LiveRelay:
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, RuntimeError, StopIteration) as exc:
             await self.close_session(session.id)
-            raise LiveError(f"cannot negotiate live video: {exc}") from None
+            raise NegotiationFailed(f"cannot negotiate live video: {exc}") from None
 
         @pc.on("connectionstatechange")
         async def _state() -> None:

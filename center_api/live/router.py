@@ -2,8 +2,10 @@
 
 The caller passes `camera_url`, a FastAPI dependency that takes the path parameter `camera_id` (plus
 whatever auth it needs), checks that the user may see that camera (the same station scope as incidents)
-and returns the camera's stream URL, raising `HTTPException` (404 unknown, 403 out of scope) otherwise.
-The URL never leaves the server.
+and returns the camera's stream URL, raising a `center_api.errors` error (404 unknown or out of scope, 409
+disabled) otherwise. The URL never leaves the server. The relay's errors (`LiveBusy`, `NoCommonCodec`,
+`NegotiationFailed`, `CameraOffline`) pass through as they are: the app that includes this router must
+install `center_api.errors.install_error_handlers` to answer them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
+from center_api.errors import NotFound, error_responses
 from center_api.live.models import LiveAnswer, LiveOffer, LivePullPublic
-from center_api.live.relay import LIVE_ERRORS, LiveRelay
-from center_api.live.source import CameraOffline
+from center_api.live.relay import LiveRelay
 
 CameraUrlDependency = Callable[..., str | Awaitable[str]]
+
+# What `camera_url` of the center raises (token, scope, disabled, not started), then the relay's own.
+_URL_ERRORS = (401, 403, 404, 409, 503)
 
 
 def build_live_router(
@@ -31,27 +36,35 @@ def build_live_router(
     # A default, not an `Annotated` alias: with postponed annotations FastAPI cannot see a local alias.
     url_dep = Depends(camera_url)
 
-    @router.post("/cameras/{camera_id}/live", response_model=LiveAnswer)
+    @router.post(
+        "/cameras/{camera_id}/live",
+        response_model=LiveAnswer,
+        responses=error_responses(400, 415, *_URL_ERRORS),
+    )
     async def start_live(camera_id: str, offer: LiveOffer, url: str = url_dep) -> LiveAnswer:
-        try:
-            session, answer = await relay.open_session(camera_id, url, offer.sdp, offer.type)
-        except CameraOffline as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
-        except LIVE_ERRORS as exc:
-            raise HTTPException(getattr(exc, "status", 400), detail=str(exc)) from None
+        session, answer = await relay.open_session(camera_id, url, offer.sdp, offer.type)
         return LiveAnswer(sdp=answer.sdp, session_id=session.id, codec=session.codec.value)
 
-    @router.delete("/cameras/{camera_id}/live/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+    @router.delete(
+        "/cameras/{camera_id}/live/{session_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=error_responses(*_URL_ERRORS),
+    )
     async def stop_live(camera_id: str, session_id: str, url: str = url_dep) -> Response:
         session = relay.session(session_id)
         if session is None or session.camera_id != camera_id:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such live session")
+            raise NotFound("no such live session", code="live_session_not_found")
         await relay.close_session(session_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     guards = [Depends(status_guard)] if status_guard is not None else []
 
-    @router.get("/live", response_model=list[LivePullPublic], dependencies=guards)
+    @router.get(
+        "/live",
+        response_model=list[LivePullPublic],
+        dependencies=guards,
+        responses=error_responses(401, 403) if guards else None,
+    )
     async def live_pulls() -> list[LivePullPublic]:
         return [
             LivePullPublic(

@@ -16,6 +16,7 @@ from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from center_api.errors import NotFound
 from center_api.grid.locate import Placement
 from center_api.store.models import Incident, IncidentAlert, IncidentEvent
 from center_api.store.rollup import RollupKey, add_deltas, apply_deltas, day_of
@@ -42,10 +43,6 @@ class StoredEvent:
     event_id: int
     event: str  # created | updated | escalated | transition
     incident: Incident | IncidentRow
-
-
-class NotFound(LookupError):
-    """No such incident, or not one the caller may see."""
 
 
 # Declarative types `__table__` as FromClause; for these mapped classes it is always a Table.
@@ -207,7 +204,8 @@ class IncidentWriter:
         async with self._sessions() as session, session.begin():
             incident = await session.get(Incident, incident_id, with_for_update=True)
             if incident is None or not (scope_all or incident.station_id == station_scope):
-                raise NotFound(incident_id)
+                # Out of scope looks the same as absent: nothing leaks about other stations' incidents.
+                raise NotFound("no such incident", code="incident_not_found")
             src = incident.status
             dst = check_transition(src, target)
             incident.status = dst.value

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from center_api.errors import BadRequest
 from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic
 from center_api.store.models import Incident, IncidentEvent
 from center_api.store.rows import IncidentRow
@@ -32,8 +33,10 @@ class IncidentFilter:
     until: datetime | None = None  # incidents that began before `until` (first_seen < until)
 
 
-class CursorError(ValueError):
-    """A cursor this server did not write."""
+class CursorError(BadRequest):
+    """A cursor this server did not write (400 `bad_cursor`)."""
+
+    code = "bad_cursor"
 
 
 def encode_cursor(last_id: int) -> str:

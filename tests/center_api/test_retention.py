@@ -168,7 +168,7 @@ def test_retention_reaches_the_center_from_the_environment(
 @pytest.mark.integration
 async def test_swept_snapshot_answers_404_through_the_api(center_factory, database_url, redis_db) -> None:
     center = await center_factory(database_url, snapshot_retention_days=1.0, snapshot_sweep_every_s=0.1)
-    state = center.app.state.center  # type: ignore[attr-defined]
+    state = center.app.state.services  # type: ignore[attr-defined]
     xadd(redis_db, make_alert(NANGUAN_1, camera_id="cam-a"), jpeg("evidence"))
 
     async def stored():

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 
 from center_api.console import STATIC_DIR, console_router
+from center_api.errors import NotFound, install_error_handlers
 from center_api.live import LiveRelay, LiveSettings, build_live_router
 from tests.support.rtsp import free_port
 
@@ -23,10 +24,11 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
     async def camera_url(camera_id: str) -> str:
         if camera_id != "cam-off":
-            raise HTTPException(404, f"no such camera: {camera_id}")
+            raise NotFound(f"no such camera: {camera_id}", code="camera_not_found")
         return offline
 
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(console_router())
     app.include_router(build_live_router(relay, camera_url))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
@@ -58,6 +60,7 @@ def test_console_loads_nothing_from_the_internet() -> None:
 async def test_live_unknown_camera_is_404(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v1/cameras/cam-x/live", json={"sdp": OFFER, "type": "offer"})
     assert response.status_code == 404
+    assert response.json() == {"detail": "no such camera: cam-x", "code": "camera_not_found"}
 
 
 @pytest.mark.integration
@@ -65,6 +68,7 @@ async def test_live_offline_camera_is_503_with_the_reason(client: httpx.AsyncCli
     response = await client.post("/api/v1/cameras/cam-off/live", json={"sdp": OFFER, "type": "offer"})
     assert response.status_code == 503
     assert response.json()["detail"].startswith("camera cam-off is offline: cannot open the stream")
+    assert response.json()["code"] == "camera_offline"
     assert (await client.get("/api/v1/live")).json() == []
 
 
@@ -72,7 +76,9 @@ async def test_live_rejects_an_offer_without_video_codecs(client: httpx.AsyncCli
     sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n"
     response = await client.post("/api/v1/cameras/cam-off/live", json={"sdp": sdp, "type": "offer"})
     assert response.status_code == 415
+    assert response.json()["code"] == "no_common_codec"
 
 
 async def test_hang_up_of_an_unknown_session_is_404(client: httpx.AsyncClient) -> None:
-    assert (await client.delete("/api/v1/cameras/cam-off/live/nope")).status_code == 404
+    response = await client.delete("/api/v1/cameras/cam-off/live/nope")
+    assert response.status_code == 404 and response.json()["code"] == "live_session_not_found"
