@@ -15,12 +15,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from center_api.auth import IncidentReader, Principal, Role, principal_for_websocket
+from center_api.api.deps import IncidentViewerDep, ServicesDep, services_of
+from center_api.auth import INCIDENT_ROLES, Principal, Role, principal_for_websocket
+from center_api.errors import BadRequest, CenterError, Forbidden, Unavailable, error_responses
 from center_api.feeds import DROPPED, FeedClient, replay
-from center_api.state import CenterState, StateDep
+from center_api.services import CenterServices
 
 router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
 
@@ -40,7 +42,7 @@ def feed_scope(principal: Principal, station: str | None) -> str | None:
     if principal.role is Role.city_command:
         return station
     if station is not None and station != principal.station_id:
-        raise PermissionError(f"token is scoped to station {principal.station_id}")
+        raise Forbidden(f"token is scoped to station {principal.station_id}", code="station_out_of_scope")
     return principal.station_id
 
 
@@ -51,9 +53,9 @@ def resume_point(after: int | None, last_event_id: str | None) -> int | None:
     try:
         resume = int(last_event_id)
     except ValueError:
-        raise ValueError("Last-Event-ID must be an event id") from None
+        resume = -1
     if resume < 0:
-        raise ValueError("Last-Event-ID must be an event id")
+        raise BadRequest("Last-Event-ID must be an event id", code="bad_last_event_id")
     return resume
 
 
@@ -65,24 +67,23 @@ async def feed_ws(
     last_event_id: LastEventIdHeader = None,
 ) -> None:
     """Token in `Authorization: Bearer` or `?token=`; optional `?station=` for the city command center."""
-    state: CenterState = websocket.app.state.center
-    principal = principal_for_websocket(websocket)
-    if principal is None or principal.role is Role.integrator:
-        await websocket.close(code=WS_POLICY_VIOLATION, reason="a valid incident-reading token is required")
-        return
     try:
+        services = services_of(websocket)
+        principal = principal_for_websocket(websocket)
+        if principal is None or principal.role not in INCIDENT_ROLES:
+            raise Forbidden("a valid incident-reading token is required")
         scope = feed_scope(principal, station)
         resume = resume_point(after, last_event_id)
-    except (PermissionError, ValueError) as exc:
-        await websocket.close(code=WS_POLICY_VIOLATION, reason=str(exc))
+    except CenterError as exc:  # refused during the handshake: the client sees HTTP 403
+        retry = isinstance(exc, Unavailable)
+        await websocket.close(code=WS_TRY_AGAIN_LATER if retry else WS_POLICY_VIOLATION, reason=exc.message)
         return
-    assert state.hub is not None and state.reader is not None
     await websocket.accept()
-    client = state.hub.connect(scope, "websocket")  # subscribe before the replay: nothing falls between
+    client = services.hub.connect(scope, "websocket")  # subscribe before the replay: nothing falls between
     receiver = asyncio.create_task(_drain(websocket))
     try:
         if resume is not None:
-            async for _, text in replay(state.reader, client, resume):
+            async for _, text in replay(services.reader, client, resume):
                 await websocket.send_text(text)
         while True:
             getter = asyncio.ensure_future(client.get())
@@ -101,7 +102,7 @@ async def feed_ws(
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
             await receiver
-        state.hub.disconnect(client)
+        services.hub.disconnect(client)
 
 
 async def _drain(websocket: WebSocket) -> None:
@@ -117,42 +118,34 @@ async def _drain(websocket: WebSocket) -> None:
     "/sse",
     summary="Server-Sent Events feed (resumes from Last-Event-ID)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 403, 503)},
 )
 async def feed_sse(
-    state: StateDep,
-    principal: IncidentReader,
+    services: ServicesDep,
+    principal: IncidentViewerDep,
     station: str | None = None,
     last_event_id: LastEventIdHeader = None,
     after: AfterQuery = None,
 ) -> StreamingResponse:
-    try:
-        scope = feed_scope(principal, station)
-    except PermissionError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    try:
-        resume = resume_point(after, last_event_id)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-    assert state.hub is not None
-    client = state.hub.connect(scope, "sse")  # subscribe first, so nothing falls between replay and live
+    scope = feed_scope(principal, station)
+    resume = resume_point(after, last_event_id)
+    client = services.hub.connect(scope, "sse")  # subscribe first, so nothing falls between replay and live
     return StreamingResponse(
-        _sse(state, client, resume),
+        _sse(services, client, resume),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse(state: CenterState, client: FeedClient, resume: int | None) -> AsyncIterator[str]:
-    assert state.hub is not None and state.reader is not None
+async def _sse(services: CenterServices, client: FeedClient, resume: int | None) -> AsyncIterator[str]:
     try:
         yield "retry: 2000\n\n"
         if resume is not None:
-            async for event_id, text in replay(state.reader, client, resume):
+            async for event_id, text in replay(services.reader, client, resume):
                 yield f"id: {event_id}\ndata: {text}\n\n"
         while True:
             try:
-                item = await asyncio.wait_for(client.get(), timeout=state.settings.sse_keepalive_s)
+                item = await asyncio.wait_for(client.get(), timeout=services.settings.sse_keepalive_s)
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
@@ -161,4 +154,4 @@ async def _sse(state: CenterState, client: FeedClient, resume: int | None) -> As
             event_id, text = item
             yield f"id: {event_id}\ndata: {text}\n\n"
     finally:
-        state.hub.disconnect(client)
+        services.hub.disconnect(client)

@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ import websockets
 
 from center_api.feeds import FeedEnvelope
 from center_api.schemas import FeedEventType, FeedMessage
+from center_api.services import CenterServices
 from contracts.bus import channel_db, feed_channel
 from tests.center_api.conftest import (
     NANGUAN_1,
@@ -124,8 +124,8 @@ async def test_operator_cannot_watch_another_station(center_factory, database_ur
 # ---- one entry point: local delivery, one PUBLISH per event for the other replicas, no echo ----------------
 
 
-def _services(center: RunningCenter) -> Any:
-    return center.app.state.center  # type: ignore[attr-defined]
+def _services(center: RunningCenter) -> CenterServices:
+    return center.app.state.services  # type: ignore[attr-defined, no-any-return]
 
 
 def _received(center: RunningCenter, outcome: str) -> float:

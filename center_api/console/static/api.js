@@ -5,9 +5,11 @@ let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let onUnauthorized = () => {};
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  // `code` is the center's machine-readable error code (`{"detail", "code"}` body), or null.
+  constructor(status, detail, code = null) {
     super(detail || `HTTP ${status}`);
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -19,6 +21,13 @@ export function setToken(value) {
   images.clear();
 }
 export function whenUnauthorized(callback) { onUnauthorized = callback; }
+
+// A WebSocket URL on this host with the token in the query: browsers cannot set headers on a WebSocket.
+export function socketUrl(path, params = {}) {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const query = new URLSearchParams({ ...params, token });
+  return `${proto}://${location.host}${path}?${query}`;
+}
 
 function detailOf(body, status) {
   if (body && typeof body.detail === "string") return body.detail;
@@ -47,7 +56,8 @@ export async function api(path, { method = "GET", body, keepalive = false, timeo
   try { data = await response.json(); } catch { data = null; }
   if (!response.ok) {
     if (response.status === 401) onUnauthorized();
-    throw new ApiError(response.status, detailOf(data, response.status));
+    const code = data && typeof data.code === "string" ? data.code : null;
+    throw new ApiError(response.status, detailOf(data, response.status), code);
   }
   return data;
 }

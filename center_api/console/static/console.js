@@ -1,6 +1,7 @@
 // The operator console: sign-in, live alert feed, incident panel, grid map, camera list, live view.
 
 import { api, ApiError, getToken, imageUrl, setToken, whenUnauthorized } from "./api.js";
+import { Feed } from "./feed.js";
 import { GridMap } from "./map.js";
 import { hangUp, openLive, setupLive } from "./live.js";
 import { $, ago, el, fmtTime, kindLabel, OPEN, STATUS_LABEL, TIME_ZONE, toast, TRANSITIONS } from "./util.js";
@@ -12,9 +13,7 @@ const state = {
   cards: new Map(), // id -> <li>
   selected: null,
   cameras: [],
-  ws: null,
-  wsRetry: 0,
-  wsTimer: null,
+  feed: null,
   map: null,
   mapTimer: null,
   audio: null,
@@ -58,34 +57,16 @@ function signOut() {
   showSignIn();
 }
 
-// ---- feed: WebSocket with reconnect; after every (re)connect, catch up from the REST API -------------------
+// ---- feed (feed.js): reconnects resume from the last event id; only a fresh start loads from the REST API ----
 
 function connectFeed() {
-  clearTimeout(state.wsTimer);
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  setConn("connecting");
-  const ws = new WebSocket(`${proto}://${location.host}/api/v1/feed?token=${encodeURIComponent(getToken())}`);
-  state.ws = ws;
-  ws.addEventListener("open", () => {
-    state.wsRetry = 0;
-    setConn("on");
-    catchUp();
+  state.feed = new Feed({
+    onMessage: (msg) => upsert(msg.incident, msg.event),
+    onOpen: ({ resumed }) => { if (!resumed) catchUp(); },
+    onState: setConn,
+    onRefused: (reason) => showSignIn(reason),
   });
-  ws.addEventListener("message", (event) => {
-    let msg;
-    try { msg = JSON.parse(event.data); } catch { return; }
-    if (msg.type === "incident" && msg.incident) upsert(msg.incident, msg.event);
-  });
-  ws.addEventListener("close", (event) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    setConn("off");
-    if (event.code === 1008) { showSignIn(event.reason || "The token was refused."); return; }
-    // Exponential backoff with jitter, capped at 15 s.
-    const delay = Math.min(15000, 500 * 2 ** state.wsRetry) * (0.6 + Math.random() * 0.4);
-    state.wsRetry += 1;
-    state.wsTimer = setTimeout(connectFeed, delay);
-  });
+  state.feed.start();
 }
 
 function setConn(value) {
@@ -459,10 +440,8 @@ function stop() {
   hangUp();
   timers.forEach(clearInterval);
   timers = [];
-  clearTimeout(state.wsTimer);
-  const ws = state.ws;
-  state.ws = null;
-  if (ws) ws.close();
+  if (state.feed) state.feed.stop();
+  state.feed = null;
 }
 
 function main() {
