@@ -16,11 +16,18 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(database_url: str) -> AsyncEngine:
+    """The center's engine. SQL parameters stay out of logs and errors (`hide_parameters`): a camera row
+    holds its stream URL, password included, and SQLAlchemy logs parameters whenever its logger is at INFO.
+    For the same reason aiosqlite's logger stays at INFO or above: at DEBUG it logs every statement with its
+    parameters, whatever the engine says."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
+        quiet = logging.getLogger("aiosqlite")
+        if quiet.level < logging.INFO:  # NOTSET (inherit) included
+            quiet.setLevel(logging.INFO)
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -31,7 +38,7 @@ def make_engine(database_url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
