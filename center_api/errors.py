@@ -8,6 +8,7 @@ route, 405 of a wrong method) gets the same body. Request validation errors keep
     CenterError                  500 internal_error (base; raise a subclass)
      ├── BadRequest              400 bad_request
      │    ├── CursorError            bad_cursor               (store.queries)
+     │    ├── UnparsableImport       unparsable_import        (cameras.bulk)
      │    └── NegotiationFailed      live_negotiation_failed  (live.relay)
      ├── Unauthorized            401 unauthorized           (auth: missing or invalid token)
      ├── Forbidden               403 forbidden              (auth: role or station scope)
@@ -22,6 +23,8 @@ route, 405 of a wrong method) gets the same body. Request validation errors keep
      └── Unavailable             503 unavailable
           ├── CameraOffline          camera_offline           (live.source)
           └── LiveBusy               live_busy                (live.relay)
+
+The three errors of live.relay also derive from its `LiveError` (any live-view error).
 
 `code` is stable and machine-readable (snake_case): clients branch on it, never on `detail`, whose wording
 may change. A raise may give a more specific code than its class's, e.g.
@@ -128,20 +131,19 @@ class ErrorBody(BaseModel):
     code: str = Field(description="Stable machine-readable reason, snake_case (e.g. `incident_not_found`)")
 
 
+_BRANCHES: tuple[type[CenterError], ...] = (
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unprocessable,
+    Unavailable,
+)
 # A Starlette HTTPException carries only a status: give it the code of the tree's class for that status.
-_CODES: dict[int, str] = {
-    cls.status: cls.code
-    for cls in (
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        Conflict,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-    )
-    + (Unprocessable, Unavailable)
-}
+_CODES: dict[int, str] = {cls.status: cls.code for cls in _BRANCHES}
 
 
 def _code_for(status: int) -> str:

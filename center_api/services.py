@@ -1,8 +1,8 @@
 """`CenterServices`: the running center's shared objects, built once by the lifespan, all present.
 
-The app keeps it on `app.state.services` from start-up to shutdown (absent before and after); routers get
-it through `center_api.api.deps.ServicesDep`. It is frozen: what changes while the center runs (the
-background tasks, the ready flag) lives in the lifespan, not here.
+The app keeps it on `app.state.services` from start-up to shutdown (None before and after); routers get
+it through `center_api.api.deps.ServicesDep`, which answers 503 while there is none. It is frozen: what
+changes while the center runs (the background tasks, the ready flag) lives in the lifespan, not here.
 """
 
 from __future__ import annotations
