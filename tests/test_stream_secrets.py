@@ -11,6 +11,7 @@ metric, CLI output or response body may hold the password or the user:password p
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import socket
@@ -206,7 +207,8 @@ async def test_the_live_view_keeps_the_password_out_of_its_answers_and_logs(
     answers = await asyncio.gather(*(watch(case) for case in failing_urls))
     for case, status, text in answers:
         assert status == 503, (case, status, text)
-        assert f"camera cam-{case} is offline" in text, (case, text)
+        body = json.loads(text)
+        assert body["code"] == "camera_offline" and body["detail"].startswith(f"camera cam-{case} is offline")
         assert_no_secret(text, f"the live view's answer for {case}")
     by_case = {case: text for case, _, text in answers}
     for case, (_, pattern) in failing_urls.items():
