@@ -44,6 +44,6 @@ def create_app(settings: CenterSettings) -> FastAPI:
     app.include_router(grid.router)
     app.include_router(stats.router)
     app.include_router(cameras.router)
-    app.include_router(center_live_router())
+    app.include_router(center_live_router(settings.live))
     app.include_router(console_router())
     return app

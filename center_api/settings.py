@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from center_api.live.settings import LiveSettings
+
 
 def _default_ack_sla() -> dict[int, float]:
     # Seconds to acknowledge, by severity (1 highest .. 4 lowest).
@@ -60,4 +62,7 @@ class CenterSettings(BaseModel):
     )
     snapshot_sweep_every_s: float = Field(
         default=3600, gt=0, le=7 * 86_400, description="How often the snapshot retention sweep runs"
+    )
+    live: LiveSettings = Field(
+        default_factory=LiveSettings, description="The WebRTC live view (ICE servers: empty by default)"
     )

@@ -65,8 +65,15 @@ def up(
 def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
     from pydantic import SecretStr
 
+    from center_api.live.settings import IceServer, LiveSettings
     from center_api.settings import CenterSettings
 
+    urls = settings.ice_server_urls()
+    ice = (
+        [IceServer(urls=urls, username=settings.ice_username, credential=settings.ice_credential)]
+        if urls
+        else []
+    )
     return CenterSettings(
         redis_url=settings.resolved_redis_url(),
         database_url=settings.resolved_database_url(),
@@ -75,6 +82,7 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
         jwt_secret=SecretStr(settings.resolved_jwt_secret()),
         consumer_name=default_worker_id(),
         snapshot_retention_days=settings.snapshot_retention_days,
+        live=LiveSettings(ice_servers=ice),
     )
 
 

@@ -47,6 +47,17 @@ class GridwatchSettings(BaseSettings):
         "0 keeps them forever",
     )
 
+    ice_servers: str = Field(
+        default="",
+        description="Live view: comma-separated stun:/turn: URLs of the site's own ICE servers; "
+        "empty (default): host candidates only, nothing is contacted",
+    )
+    ice_username: str | None = Field(default=None, description="Live view: TURN user name")
+    ice_credential: SecretStr | None = Field(default=None, description="Live view: TURN password")
+
+    def ice_server_urls(self) -> list[str]:
+        return [url.strip() for url in self.ice_servers.split(",") if url.strip()]
+
     def resolved_redis_url(self) -> str:
         return self.redis_url or "redis://127.0.0.1:6379/0"
 

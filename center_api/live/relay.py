@@ -25,7 +25,13 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 
 from center_api.errors import BadRequest, CenterError, Unavailable, UnsupportedMediaType
 from center_api.live.settings import LiveSettings
@@ -56,6 +62,21 @@ class NegotiationFailed(LiveError, BadRequest):
     """The offer is malformed or cannot be answered."""
 
     code = "live_negotiation_failed"
+
+
+def peer_configuration(settings: LiveSettings) -> RTCConfiguration:
+    """The peer connection's ICE servers: exactly the configured ones. An explicit empty list matters:
+    with none given, aiortc falls back to a public STUN server, and a police network must call nothing out."""
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(
+                urls=list(server.urls),
+                username=server.username,
+                credential=server.credential.get_secret_value() if server.credential else None,
+            )
+            for server in settings.ice_servers
+        ]
+    )
 
 
 def offered_codecs(sdp: str) -> set[str]:
@@ -114,7 +135,7 @@ class LiveRelay:
             raise LiveBusy(f"camera {camera_id} already has {pull.viewers} viewers")
         codec = choose_codec(offered, pull.source_codec or "", self.settings.prefer_passthrough)
         track = pull.subscribe(codec)
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(peer_configuration(self.settings))
         session = LiveSession(secrets.token_urlsafe(16), camera_id, codec, pc, track, pull)
         self._sessions[session.id] = session
         try:

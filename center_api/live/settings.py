@@ -1,8 +1,32 @@
-"""Settings of the WebRTC live view: plain pydantic, built by the caller (nothing reads the environment)."""
+"""Settings of the WebRTC live view: plain pydantic, built by the caller (nothing reads the environment).
+
+ICE servers are configuration and empty by default: the center then offers only its host candidates, which
+is what a police LAN needs, and contacts no STUN or TURN server (aiortc's own default is a public one).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server of the site's own network (`turn:10.0.0.5:3478`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    urls: list[str] = Field(min_length=1, max_length=8, description="stun:/turn: URLs of one server")
+    username: str | None = Field(default=None, max_length=256, description="TURN user name")
+    credential: SecretStr | None = Field(default=None, description="TURN password (a secret)")
+
+    @field_validator("urls")
+    @classmethod
+    def _ice_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(ICE_SCHEMES):
+                raise ValueError(f"ICE server URL {url!r} must start with one of {', '.join(ICE_SCHEMES)}")
+        return urls
 
 
 class LiveSettings(BaseModel):
@@ -54,4 +78,10 @@ class LiveSettings(BaseModel):
     )
     connect_timeout_s: float = Field(
         default=30.0, gt=0, le=300, description="A viewer whose peer connection is not up by then is dropped"
+    )
+    ice_servers: list[IceServer] = Field(
+        default_factory=list,
+        max_length=8,
+        description="STUN/TURN servers for the center's side of WebRTC; empty (the default): host "
+        "candidates only, nothing is contacted",
     )
