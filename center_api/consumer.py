@@ -1,9 +1,11 @@
 """The `gw:alerts` consumer: group `center`, batches, commit-then-XACK, XAUTOCLAIM, dead letters.
 
-Each loop: claim entries idle in dead consumers' pending lists (every `claim_every_s`), re-read this
-consumer's own pending entries after a failure, then read new entries. A batch is decoded (bad entries go to
-`gw:alerts:dead` with the reason, and are acknowledged), routed, stored in one transaction, acknowledged, and
-published to the feeds. Idempotent on the alert id, so a replayed or re-claimed entry is stored once.
+Each loop: claim entries idle in dead consumers' pending lists (every `claim_every_s`), remove consumers that
+have been silent for `reap_idle_ms` with nothing pending, re-read this consumer's own pending entries after a
+failure or a restart (the name is stable: `center-<host>` by default), then read new entries. A batch is
+decoded (bad entries go to `gw:alerts:dead` with the reason, and are acknowledged), routed, stored in one
+transaction, acknowledged, and published to the feeds. Idempotent on the alert id, so a replayed or
+re-claimed entry is stored once.
 """
 
 from __future__ import annotations
@@ -38,6 +40,21 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 StreamsReply = list[tuple[bytes, list[Entry]]]
 EventSink = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 DEAD_MAXLEN = 100_000
+# KEYS: stream. ARGV: group, min idle ms, own name. Atomic, so a consumer that reads between the check and the
+# delete cannot lose its pending entries: DELCONSUMER drops a consumer's pending list with it.
+_REAP = """
+local reaped = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  local idle = tonumber(info['idle'])
+  if info['name'] ~= ARGV[3] and tonumber(info['pending']) == 0 and idle >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(reaped, info['name'])
+  end
+end
+return reaped
+"""
 
 
 async def ensure_group(redis: Redis, stream: str = ALERTS_STREAM, group: str = CENTER_GROUP) -> None:
@@ -65,6 +82,7 @@ class AlertConsumer:
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
         claim_every_s: float = 5.0,
+        reap_idle_ms: int = 3_600_000,
     ) -> None:
         self._redis = redis
         self.consumer = consumer
@@ -77,6 +95,7 @@ class AlertConsumer:
         self._block_ms = block_ms
         self._claim_idle_ms = claim_idle_ms
         self._claim_every_s = claim_every_s
+        self._reap_idle_ms = reap_idle_ms
         self._recover = True  # read our own pending entries first (a restart under the same name)
         self._next_claim = 0.0
         self._claim_cursor = "0-0"
@@ -107,6 +126,7 @@ class AlertConsumer:
         if now >= self._next_claim:
             self._next_claim = now + self._claim_every_s
             handled += await self.claim_idle()
+            await self.reap_dead()
         if self._recover:
             reply = cast(
                 StreamsReply,
@@ -150,6 +170,18 @@ class AlertConsumer:
             if cursor in ("0-0", "0"):
                 break
         return handled
+
+    async def reap_dead(self) -> list[str]:
+        """Delete consumers silent for `reap_idle_ms` with nothing pending (their entries were claimed)."""
+        reaped = cast(
+            list[bytes],
+            await self._redis.eval(_REAP, 1, ALERTS_STREAM, CENTER_GROUP, self._reap_idle_ms, self.consumer),
+        )
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in reaped or []]
+        if names:
+            log.info("consumer %s removed %d dead consumers: %s", self.consumer, len(names), ", ".join(names))
+            self._metrics.consumers_reaped.inc(len(names))
+        return names
 
     async def handle(self, entries: Sequence[Entry]) -> int:
         if not entries:

@@ -106,6 +106,7 @@ def _background(services: CenterServices) -> list[asyncio.Task[None]]:
         block_ms=s.block_ms,
         claim_idle_ms=s.claim_idle_ms,
         claim_every_s=s.claim_every_s,
+        reap_idle_ms=s.reap_idle_ms,
     )
     tasks = [
         asyncio.create_task(consumer.run(), name="alert-consumer"),

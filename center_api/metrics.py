@@ -19,6 +19,9 @@ class CenterMetrics:
         self.alerts_claimed = Counter(
             "gridwatch_center_alerts_claimed", "Entries claimed from idle consumers", registry=r
         )
+        self.consumers_reaped = Counter(
+            "gridwatch_center_consumers_reaped", "Dead consumers removed from the group", registry=r
+        )
         self.consumer_lag = Gauge(
             "gridwatch_center_consumer_lag", "Entries not yet delivered to the group", registry=r
         )

@@ -25,7 +25,12 @@ class CenterSettings(BaseModel):
     config_dir: Path = Field(description="Directory with grid.geojson, stations.yaml, cameras.yaml")
     data_dir: Path = Field(description="Directory for snapshots and other state on disk")
     jwt_secret: SecretStr = Field(description="HS256 secret of the bearer tokens")
-    consumer_name: str = Field(min_length=1, max_length=200, description="Consumer name (host and pid)")
+    consumer_name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Consumer name in the group; stable across restarts, so a restarted replica takes its "
+        "own pending entries back at once",
+    )
     locate_tolerance_m: float = Field(
         default=50,
         ge=0,
@@ -40,6 +45,11 @@ class CenterSettings(BaseModel):
         default=60_000, ge=100, description="Pending entries idle this long are claimed from dead consumers"
     )
     claim_every_s: float = Field(default=5.0, gt=0, le=3600, description="How often to run XAUTOCLAIM")
+    reap_idle_ms: int = Field(
+        default=3_600_000,
+        ge=1000,
+        description="Consumers silent this long with nothing pending are removed from the group",
+    )
     ack_sla_s: dict[int, float] = Field(
         default_factory=_default_ack_sla,
         description="Seconds to acknowledge by severity; an incident still new after that escalates",

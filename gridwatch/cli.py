@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from contracts import Camera, CameraConfigError
-from gridwatch.settings import GridwatchSettings, default_worker_id
+from gridwatch.settings import GridwatchSettings, default_consumer_name, default_worker_id
 
 app = typer.Typer(help="GridWatch: city-scale video-surveillance monitoring backend.", no_args_is_help=True)
 token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
@@ -80,7 +80,9 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
         config_dir=settings.config_dir,
         data_dir=settings.data_dir,
         jwt_secret=SecretStr(settings.resolved_jwt_secret()),
-        consumer_name=default_worker_id(),
+        consumer_name=settings.consumer_name or default_consumer_name(),
+        claim_idle_ms=settings.claim_idle_ms,
+        reap_idle_ms=settings.reap_idle_ms,
         snapshot_retention_days=settings.snapshot_retention_days,
         live=LiveSettings(ice_servers=ice),
     )

@@ -47,6 +47,17 @@ class GridwatchSettings(BaseSettings):
         "0 keeps them forever",
     )
 
+    consumer_name: str | None = Field(
+        default=None,
+        description="Center: consumer name in the alert group; default center-<host> (stable across "
+        "restarts); give each replica on one host its own",
+    )
+    claim_idle_ms: int = Field(
+        default=60_000, ge=100, description="Center: pending entries idle this long are claimed from others"
+    )
+    reap_idle_ms: int = Field(
+        default=3_600_000, ge=1000, description="Center: silent consumers with nothing pending are removed"
+    )
     ice_servers: str = Field(
         default="",
         description="Live view: comma-separated stun:/turn: URLs of the site's own ICE servers; "
@@ -88,6 +99,10 @@ class GridwatchSettings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def default_consumer_name() -> str:
+    return f"center-{socket.gethostname()}"
 
 
 def default_worker_id() -> str:

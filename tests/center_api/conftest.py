@@ -116,8 +116,7 @@ def make_settings(
         config_dir=config_dir,
         data_dir=tmp_path / "data",
         jwt_secret=SECRET,  # type: ignore[arg-type]
-        consumer_name=f"test-{socket.gethostname()}-{os.getpid()}",
-        **kw,
+        **{"consumer_name": f"test-{socket.gethostname()}-{os.getpid()}", **kw},
     )  # type: ignore[arg-type]
 
 

@@ -85,3 +85,47 @@ async def test_committed_but_unacknowledged_entries_are_not_stored_twice(
     await poll(lambda: _no_pending(redis_db))
     items = await _items(center)
     assert len(items) == 5 and all(i["count"] == 1 for i in items)
+
+
+async def test_a_restarted_replica_takes_back_its_own_pending_entries_at_once(
+    center_factory, database_url, redis_db
+):
+    # The replica read a batch under its stable name and was killed before acknowledging it. Restarted under
+    # the same name, it stores them without waiting for the claim time (an hour here: no claim can help).
+    redis_db.xgroup_create("gw:alerts", "center", id="0", mkstream=True)
+    alerts = [make_alert(NANGUAN_1, camera_id=f"cam-{i}") for i in range(10)]
+    for alert in alerts:
+        redis_db.xadd("gw:alerts", encode_alert_entry(alert))
+    redis_db.xreadgroup("center", "center-host-a", {"gw:alerts": ">"}, count=100)
+    assert redis_db.xpending("gw:alerts", "center")["pending"] == 10
+
+    center = await center_factory(database_url, consumer_name="center-host-a", claim_idle_ms=3_600_000)
+    await poll(lambda: _no_pending(redis_db), within_s=30)
+    assert sorted(i["alert_id"] for i in await _items(center)) == sorted(a.id for a in alerts)
+    metrics = await center.client.get("/metrics", headers=CITY)
+    assert "gridwatch_center_alerts_claimed_total 0.0" in metrics.text  # none went through XAUTOCLAIM
+
+
+async def test_dead_consumers_are_reaped_but_never_one_with_pending_entries(
+    center_factory, database_url, redis_db
+):
+    redis_db.xgroup_create("gw:alerts", "center", id="0", mkstream=True)
+    redis_db.xadd("gw:alerts", encode_alert_entry(make_alert(NANGUAN_1, camera_id="cam-held")))
+    redis_db.xreadgroup("center", "holder", {"gw:alerts": ">"}, count=1)  # pending, never acknowledged
+    redis_db.xreadgroup("center", "ghost", {"gw:alerts": ">"}, count=1)  # nothing left: idle, empty
+    # Claiming is off for the test (an hour), so "holder" keeps its entry and must survive every sweep.
+    center = await center_factory(
+        database_url, consumer_name="live", claim_idle_ms=3_600_000, claim_every_s=0.2, reap_idle_ms=1000
+    )
+
+    def names() -> set[str]:
+        return {c["name"].decode() for c in redis_db.xinfo_consumers("gw:alerts", "center")}
+
+    async def ghost_gone():
+        return "ghost" not in names()
+
+    await poll(ghost_gone, within_s=30)
+    assert names() == {"holder", "live"}
+    assert redis_db.xpending("gw:alerts", "center")["pending"] == 1
+    metrics = await center.client.get("/metrics", headers=CITY)
+    assert "gridwatch_center_consumers_reaped_total 1.0" in metrics.text
