@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from center_api.workflow import Status
+from contracts import DetectedObject, GeoPoint
 
 
 class IncidentPublic(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """An incident as the API and the feeds show it, read from the store's `Incident` by attribute
+    (`IncidentPublic.model_validate(incident)`); the last five fields are the model's derived values."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
 
     id: int
     alert_id: str = Field(description="The first alert of the incident")
@@ -29,18 +33,22 @@ class IncidentPublic(BaseModel):
     first_seen: datetime
     last_seen: datetime
     count: int = Field(description="Alerts folded into this incident")
-    objects: list[dict[str, Any]]
+    objects: list[DetectedObject] = Field(description="The objects behind the newest alert")
     rule: str | None
     zone: str | None
     detail: str | None
-    snapshot_url: str | None
-    location: dict[str, float] | None = None
     created_at: datetime
     acknowledged_at: datetime | None = None
     dispatched_at: datetime | None = None
     resolved_at: datetime | None = None
     escalated_at: datetime | None = None
-    escalated: bool = False
+    snapshot_url: str | None = Field(description="The latest snapshot (JPEG), if the alerts carried one")
+    location: GeoPoint | None = Field(default=None, description="Where the camera stands, if known")
+    escalated: bool = Field(default=False, description="Not acknowledged in time: escalated (once)")
+    open: bool = Field(description="Not closed yet (new, acknowledged or dispatched)")
+    allowed_transitions: list[Status] = Field(
+        description="The statuses the workflow lets it move to now (`POST .../transitions`); none once closed"
+    )
 
 
 class IncidentPage(BaseModel):

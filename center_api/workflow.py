@@ -50,6 +50,12 @@ class TransitionError(Conflict):
     code = "transition_not_allowed"
 
 
+def allowed_transitions(current: str) -> tuple[Status, ...]:
+    """The statuses `current` may move to, in workflow order (the API lists them for the console)."""
+    targets = TRANSITIONS[Status(current)]
+    return tuple(status for status in Status if status in targets)
+
+
 def check_transition(current: str, target: str) -> Status:
     """Return the target status if `current -> target` is allowed, else raise `TransitionError`."""
     try:

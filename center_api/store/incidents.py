@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +20,15 @@ from center_api.errors import NotFound
 from center_api.grid.locate import Placement
 from center_api.store.models import Incident, IncidentAlert, IncidentEvent
 from center_api.store.rollup import RollupKey, add_deltas, apply_deltas, day_of
-from center_api.store.rows import ROW_COLUMNS, IncidentRow, fold_into, new_row, row_of
+from center_api.store.rows import (
+    FOLD_UPDATE,
+    INCIDENTS,
+    fold_into,
+    fold_params,
+    insert_params,
+    loaded,
+    new_incident,
+)
 from center_api.workflow import OPEN_STATUSES, STAMP_COLUMN, Status, check_transition, fold_key
 from contracts import Alert
 
@@ -42,24 +50,7 @@ class StoredEvent:
 
     event_id: int
     event: str  # created | updated | escalated | transition
-    incident: Incident | IncidentRow
-
-
-# Declarative types `__table__` as FromClause; for these mapped classes it is always a Table.
-_T = cast(Table, Incident.__table__)
-_FOLD_UPDATE = (
-    update(_T)
-    .where(_T.c.id == bindparam("b_id"))
-    .values(
-        count=bindparam("b_count"),
-        last_seen=bindparam("b_last_seen"),
-        first_seen=bindparam("b_first_seen"),
-        objects=bindparam("b_objects"),
-        detail=bindparam("b_detail"),
-        snapshot=bindparam("b_snapshot"),
-        severity=bindparam("b_severity"),
-    )
-)
+    incident: Incident  # as committed; from `ingest` one that never joined a session
 
 
 class IncidentWriter:
@@ -86,7 +77,6 @@ class IncidentWriter:
             unique.setdefault(item.alert.id, item)
         if not unique:
             return []
-        table = cast(Table, Incident.__table__)
         async with self._sessions() as session, session.begin():
             seen = set(
                 await session.scalars(
@@ -101,24 +91,24 @@ class IncidentWriter:
                 for it in fresh
             }
             open_rows = await session.execute(
-                select(*(table.c[name] for name in ROW_COLUMNS))
-                .where(table.c.open_key.in_(set(keys.values())))
-                .with_for_update()
+                select(INCIDENTS).where(INCIDENTS.c.open_key.in_(set(keys.values()))).with_for_update()
             )
-            by_key: dict[str, IncidentRow] = {}
+            by_key: dict[str, Incident] = {}
             for raw in open_rows:
-                row = row_of(raw)
+                row = loaded(raw)
                 if row.open_key:
                     by_key[row.open_key] = row
             stored_day = {key: day_of(row.first_seen) for key, row in by_key.items()}
-            created: dict[str, IncidentRow] = {}
-            folded: dict[str, IncidentRow] = {}
+            created: dict[str, Incident] = {}
+            folded: dict[str, Incident] = {}
             links: list[tuple[RoutedAlert, str]] = []
             for item in sorted(fresh, key=lambda it: it.alert.captured_at):
                 key = keys[item.alert.id]
                 found = by_key.get(key)
                 if found is None:
-                    by_key[key] = created[key] = new_row(item.alert, item.placement, item.snapshot, key, now)
+                    by_key[key] = created[key] = new_incident(
+                        item.alert, item.placement, item.snapshot, key, now
+                    )
                 else:
                     fold_into(found, item.alert, item.snapshot)
                     if key not in created:
@@ -127,13 +117,13 @@ class IncidentWriter:
             if created:
                 new = list(created.values())
                 ids = await session.scalars(
-                    insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                    [row.insert_params() for row in new],
+                    insert(INCIDENTS).returning(INCIDENTS.c.id, sort_by_parameter_order=True),
+                    [insert_params(row) for row in new],
                 )
                 for row, new_id in zip(new, ids, strict=True):
                     row.id = new_id
             if folded:
-                await session.execute(_FOLD_UPDATE, [row.fold_params() for row in folded.values()])
+                await session.execute(FOLD_UPDATE, [fold_params(row) for row in folded.values()])
             deltas: Counter[RollupKey] = Counter()
             for row in created.values():
                 add_deltas(deltas, row, day_of(row.first_seen), 1)
@@ -164,7 +154,7 @@ class IncidentWriter:
     @staticmethod
     async def _add_events(
         session: AsyncSession,
-        rows: Sequence[tuple[str, Incident | IncidentRow, str | None, str | None, str | None, str | None]],
+        rows: Sequence[tuple[str, Incident, str | None, str | None, str | None, str | None]],
         now: datetime,
     ) -> list[int]:
         if not rows:

@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from center_api.workflow import OPEN_STATUSES, Status, allowed_transitions
+from contracts import GeoPoint
+
 # SQLite has no 64-bit autoincrement BIGINT; INTEGER PRIMARY KEY is its rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -37,6 +40,10 @@ class Base(DeclarativeBase):
 
 
 class Incident(Base):
+    """One incident: the one place its fields are declared. The batch writer derives its Core column lists
+    from this table, and `schemas.IncidentPublic` reads instances by attribute: the columns, and the derived
+    values below."""
+
     __tablename__ = "incidents"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -86,6 +93,28 @@ class Incident(Base):
         ),
         Index("ix_incidents_new_created", "status", "escalated_at", "created_at"),
     )
+
+    # Derived values of the public model (plain properties: nothing stored, nothing to keep in step).
+    @property
+    def snapshot_url(self) -> str | None:
+        """Where the API serves the latest snapshot (`GET /api/v1/incidents/{id}/snapshot`), if any."""
+        return f"/api/v1/incidents/{self.id}/snapshot" if self.snapshot else None
+
+    @property
+    def location(self) -> GeoPoint | None:
+        return None if self.lat is None or self.lon is None else GeoPoint(lat=self.lat, lon=self.lon)
+
+    @property
+    def escalated(self) -> bool:
+        return self.escalated_at is not None
+
+    @property
+    def open(self) -> bool:
+        return Status(self.status) in OPEN_STATUSES
+
+    @property
+    def allowed_transitions(self) -> tuple[Status, ...]:
+        return allowed_transitions(self.status)
 
 
 class IncidentAlert(Base):

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from center_api.errors import BadRequest
 from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic
 from center_api.store.models import Incident, IncidentEvent
-from center_api.store.rows import IncidentRow
-from center_api.workflow import Status, sla_seconds
+from center_api.workflow import sla_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,36 +52,9 @@ def decode_cursor(cursor: str) -> int:
         raise CursorError(f"bad cursor {cursor!r}") from None
 
 
-def incident_public(row: Incident | IncidentRow) -> IncidentPublic:
-    return IncidentPublic(
-        id=row.id,
-        alert_id=row.alert_id,
-        kind=row.kind,
-        severity=row.severity,
-        status=Status(row.status),
-        camera_id=row.camera_id,
-        site_id=row.site_id,
-        cell_id=row.cell_id,
-        community_id=row.community_id,
-        street_id=row.street_id,
-        district_id=row.district_id,
-        station_id=row.station_id,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        count=row.count,
-        objects=list(row.objects or []),
-        rule=row.rule,
-        zone=row.zone,
-        detail=row.detail,
-        snapshot_url=f"/api/v1/incidents/{row.id}/snapshot" if row.snapshot else None,
-        location={"lat": row.lat, "lon": row.lon} if row.lat is not None and row.lon is not None else None,
-        created_at=row.created_at,
-        acknowledged_at=row.acknowledged_at,
-        dispatched_at=row.dispatched_at,
-        resolved_at=row.resolved_at,
-        escalated_at=row.escalated_at,
-        escalated=row.escalated_at is not None,
-    )
+def incident_public(incident: Incident) -> IncidentPublic:
+    """The public shape of a stored incident (what every route and feed sends)."""
+    return IncidentPublic.model_validate(incident)
 
 
 def apply_filter(stmt: Select, f: IncidentFilter, station_scope: str | None) -> Select:

@@ -12,34 +12,27 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, Table, delete, func, select, text, union_all
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from center_api.store.models import Incident, IncidentCount
 
-LEVELS = ("cell", "community", "street", "district", "station")
-RAW_COLUMNS: Mapping[str, Any] = {
+# Each level of the rollup and the incident column that names its unit.
+RAW_COLUMNS: Mapping[str, InstrumentedAttribute[Any]] = {
     "cell": Incident.cell_id,
     "community": Incident.community_id,
     "street": Incident.street_id,
     "district": Incident.district_id,
     "station": Incident.station_id,
 }
+LEVELS = tuple(RAW_COLUMNS)
 DAY = timedelta(days=1)
 
 RollupKey = tuple[str, datetime, str, str, str]  # level, day, unit_id, station_id, kind
-
-
-class Placed(Protocol):
-    kind: str
-    cell_id: str
-    community_id: str | None
-    street_id: str | None
-    district_id: str | None
-    station_id: str
 
 
 def _utc(ts: datetime) -> datetime:
@@ -56,21 +49,14 @@ def ceil_day(ts: datetime) -> datetime:
     return d if d == _utc(ts) else d + DAY
 
 
-def keys_of(incident: Placed, day: datetime) -> list[RollupKey]:
-    units = (
-        incident.cell_id,
-        incident.community_id,
-        incident.street_id,
-        incident.district_id,
-        incident.station_id,
-    )
+def keys_of(incident: Incident, day: datetime) -> list[RollupKey]:
     return [
-        (level, day, unit or "", incident.station_id, incident.kind)
-        for level, unit in zip(LEVELS, units, strict=True)
+        (level, day, getattr(incident, column.key) or "", incident.station_id, incident.kind)
+        for level, column in RAW_COLUMNS.items()
     ]
 
 
-def add_deltas(deltas: Counter[RollupKey], incident: Placed, day: datetime, n: int) -> None:
+def add_deltas(deltas: Counter[RollupKey], incident: Incident, day: datetime, n: int) -> None:
     for key in keys_of(incident, day):
         deltas[key] += n
 
@@ -131,11 +117,9 @@ def rebuild_sql(dialect: str) -> str:
     """INSERT ... SELECT of the whole rollup from `incidents` (into an empty `incident_counts`)."""
     day = _day_sql(dialect)
     parts = [
-        f"SELECT '{level}', {day}, COALESCE({col}, ''), station_id, kind, count(*) FROM incidents "
+        f"SELECT '{level}', {day}, COALESCE({column.key}, ''), station_id, kind, count(*) FROM incidents "
         "GROUP BY 2, 3, 4, 5"
-        for level, col in zip(
-            LEVELS, ("cell_id", "community_id", "street_id", "district_id", "station_id"), strict=True
-        )
+        for level, column in RAW_COLUMNS.items()
     ]
     return "INSERT INTO incident_counts (level, day, unit_id, station_id, kind, n) " + " UNION ALL ".join(
         parts
@@ -210,6 +194,7 @@ def merge_counts(by: str, rows: Iterable[tuple[str | None, str, int]]) -> dict[t
 
 __all__ = [
     "LEVELS",
+    "RAW_COLUMNS",
     "add_deltas",
     "apply_deltas",
     "ceil_day",

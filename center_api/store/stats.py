@@ -9,17 +9,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.store.models import Incident
-from center_api.store.rollup import counts_statement, merge_counts
+from center_api.store.rollup import RAW_COLUMNS, counts_statement, merge_counts
 from center_api.workflow import OPEN_STATUSES, Status
 
-UNIT_COLUMNS = {
-    "cell": Incident.cell_id,
-    "community": Incident.community_id,
-    "street": Incident.street_id,
-    "district": Incident.district_id,
-    "station": Incident.station_id,
-    "camera": Incident.camera_id,
-}
+UNIT_COLUMNS = {**RAW_COLUMNS, "camera": Incident.camera_id}  # what counts can be grouped by
 
 
 def _window(stmt: Select, since: datetime | None, until: datetime | None, scope: str | None) -> Select:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from center_api.workflow import OPEN_STATUSES, TRANSITIONS, Status
 from tests.center_api.conftest import NANGUAN_1, XIADU_2, auth, make_alert, poll, xadd
 
 pytestmark = pytest.mark.integration
@@ -60,10 +61,14 @@ async def test_repeats_fold_and_workflow(center_factory, any_database_url, redis
     assert bad.status_code == 409
     other = await center.client.post(url, json={"to": "acknowledged"}, headers=auth(station="st-xiadu"))
     assert other.status_code == 404
+    assert item["allowed_transitions"] == ["acknowledged"] and item["open"] is True
     for to in ("acknowledged", "dispatched", "resolved"):
         r = await center.client.post(url, json={"to": to, "note": f"going {to}"}, headers=auth(sub="alice"))
         assert r.status_code == 200, r.text
         assert r.json()["status"] == to
+        # The body says what may come next, as the workflow's table does (the console enables buttons by it).
+        assert set(r.json()["allowed_transitions"]) == TRANSITIONS[Status(to)]
+        assert r.json()["open"] is (Status(to) in OPEN_STATUSES)
     again = await center.client.post(url, json={"to": "false_alarm"}, headers=auth())
     assert again.status_code == 409
 
