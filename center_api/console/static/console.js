@@ -4,7 +4,7 @@ import { api, ApiError, getToken, imageUrl, setToken, whenUnauthorized } from ".
 import { Feed } from "./feed.js";
 import { GridMap } from "./map.js";
 import { hangUp, openLive, setupLive } from "./live.js";
-import { $, ago, el, fmtTime, kindLabel, OPEN, STATUS_LABEL, TIME_ZONE, toast, TRANSITIONS } from "./util.js";
+import { $, ago, el, fmtTime, kindLabel, STATUS_LABEL, TIME_ZONE, toast } from "./util.js";
 
 const MAX_CARDS = 300;
 const state = {
@@ -123,7 +123,7 @@ function cue(incident) {
 
 function visible(incident) {
   const filter = $("feed-filter").value;
-  if (filter === "open") return OPEN.has(incident.status);
+  if (filter === "open") return incident.open;
   if (filter === "new") return incident.status === "new";
   return true;
 }
@@ -138,7 +138,7 @@ function placeOf(i) {
 
 function card(incident, fresh) {
   const li = el("li", {
-    class: `card sev${incident.severity}${OPEN.has(incident.status) ? "" : " closed"}${fresh ? " fresh" : ""}`,
+    class: `card sev${incident.severity}${incident.open ? "" : " closed"}${fresh ? " fresh" : ""}`,
     dataset: { id: incident.id, status: incident.status, station: incident.station_id },
     onclick: () => select(incident.id),
   });
@@ -186,7 +186,7 @@ function render(freshId = null) {
 function updateTitle() {
   let open = 0, fresh = 0;
   for (const i of state.incidents.values()) {
-    if (OPEN.has(i.status)) open += 1;
+    if (i.open) open += 1;
     if (i.status === "new") fresh += 1;
   }
   const scope = state.me ? (state.me.station_name || state.me.station_id || "City") : "";
@@ -251,13 +251,13 @@ function fillPanel(incident, history) {
   ];
   $("p-facts").replaceChildren(...facts.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-  const allowed = TRANSITIONS[incident.status] || [];
+  const allowed = incident.allowed_transitions; // the center's workflow says what this incident may become
   $("act-ack").disabled = !allowed.includes("acknowledged");
   $("act-dispatch").disabled = !allowed.includes("dispatched");
   $("act-resolve").disabled = !allowed.includes("resolved");
   $("act-false").disabled = !allowed.includes("false_alarm");
   $("p-objects").replaceChildren(...(incident.objects || []).map((o) => el("li", {},
-    `${o.cls ?? o.class ?? "object"} ${o.confidence !== undefined ? `${Math.round(o.confidence * 100)}%` : ""}${o.track_id != null ? ` · track ${o.track_id}` : ""}`)));
+    `${o.cls} ${Math.round(o.confidence * 100)}%${o.track_id !== null ? ` · track ${o.track_id}` : ""}`)));
   if (!(incident.objects || []).length) $("p-objects").replaceChildren(el("li", { class: "muted" }, "none"));
   if (history) {
     $("p-history").replaceChildren(...history.map((h) => el("li", {},
@@ -271,7 +271,7 @@ async function transition(to, note = "") {
   const id = state.selected;
   if (id === null) return;
   const incident = state.incidents.get(id);
-  if (incident && !(TRANSITIONS[incident.status] || []).includes(to)) {
+  if (incident && !incident.allowed_transitions.includes(to)) {
     toast(`Cannot go from ${incident.status} to ${to}`);
     return;
   }

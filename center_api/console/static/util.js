@@ -53,16 +53,6 @@ export const STATUS_LABEL = {
   new: "new", acknowledged: "acknowledged", dispatched: "dispatched", resolved: "resolved", false_alarm: "false alarm",
 };
 
-// The workflow, as the center enforces it (it answers 409 otherwise); used to enable the buttons.
-export const TRANSITIONS = {
-  new: ["acknowledged"],
-  acknowledged: ["dispatched", "resolved", "false_alarm"],
-  dispatched: ["resolved", "false_alarm"],
-  resolved: [],
-  false_alarm: [],
-};
-export const OPEN = new Set(["new", "acknowledged", "dispatched"]);
-
 export function toast(text, ms = 3500) {
   const node = $("toast");
   node.textContent = text;
