@@ -94,11 +94,11 @@ class IncidentWriter:
                 select(INCIDENTS).where(INCIDENTS.c.open_key.in_(set(keys.values()))).with_for_update()
             )
             by_key: dict[str, Incident] = {}
-            for raw in open_rows:
-                row = loaded(raw)
-                if row.open_key:
-                    by_key[row.open_key] = row
-            stored_day = {key: day_of(row.first_seen) for key, row in by_key.items()}
+            stored_day: dict[str, datetime] = {}
+            for raw in open_rows:  # read the row's own fields here: a mapped attribute costs more per read
+                if raw.open_key:
+                    by_key[raw.open_key] = loaded(raw)
+                    stored_day[raw.open_key] = day_of(raw.first_seen)
             created: dict[str, Incident] = {}
             folded: dict[str, Incident] = {}
             links: list[tuple[RoutedAlert, str]] = []

@@ -50,8 +50,9 @@ def ceil_day(ts: datetime) -> datetime:
 
 
 def keys_of(incident: Incident, day: datetime) -> list[RollupKey]:
+    station, kind = incident.station_id, incident.kind  # each attribute read once: this runs per alert
     return [
-        (level, day, getattr(incident, column.key) or "", incident.station_id, incident.kind)
+        (level, day, getattr(incident, column.key) or "", station, kind)
         for level, column in RAW_COLUMNS.items()
     ]
 

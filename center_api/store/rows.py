@@ -106,12 +106,19 @@ def new_incident(
 
 
 def fold_into(incident: Incident, alert: Alert, snapshot: str | None) -> None:
-    """A repeat alert: count it; the newest gives objects, detail and snapshot; keep the worst severity."""
+    """A repeat alert: count it; the newest gives objects, detail and snapshot; keep the worst severity.
+
+    Sets only what changes: this runs per alert, and each set of a mapped attribute costs an event."""
+    at = alert.captured_at
     incident.count = (incident.count or 0) + 1
-    if alert.captured_at >= incident.last_seen:
-        incident.last_seen = alert.captured_at
+    if at >= incident.last_seen:
+        incident.last_seen = at
         incident.objects = objects_of(alert)
-        incident.detail = alert.detail or incident.detail
-        incident.snapshot = snapshot or incident.snapshot
-    incident.first_seen = min(incident.first_seen, alert.captured_at)
-    incident.severity = min(incident.severity, alert.severity)
+        if alert.detail:
+            incident.detail = alert.detail
+        if snapshot:
+            incident.snapshot = snapshot
+    elif at < incident.first_seen:
+        incident.first_seen = at
+    if alert.severity < incident.severity:
+        incident.severity = alert.severity

@@ -69,6 +69,16 @@ def test_fold_writes_back_what_it_changes() -> None:
     }
 
 
+def test_fold_of_an_earlier_alert_moves_only_first_seen_and_severity() -> None:
+    first = make_alert(severity=2, detail="first", objects=(PERSON,))
+    incident = new_incident(first, PLACE, "ab" * 32, "k", T0)
+    fold_into(incident, make_alert(severity=4, captured_at=T0 - timedelta(hours=1), detail="late"), "cd" * 32)
+    fold_into(incident, make_alert(severity=1, captured_at=T0 - timedelta(minutes=5)), None)
+    assert (incident.count, incident.first_seen, incident.last_seen) == (3, T0 - timedelta(hours=1), T0)
+    assert (incident.severity, incident.detail, incident.snapshot) == (1, "first", "ab" * 32)
+    assert incident.objects == [PERSON.model_dump(mode="json")]
+
+
 @pytest.mark.parametrize("status", list(Status))
 def test_public_incident_lists_the_workflow_transitions(status: Status) -> None:
     public = incident_public(stored(status))
