@@ -57,6 +57,10 @@ class IncidentPage(BaseModel):
 
 
 class EventPublic(BaseModel):
+    """One entry of an incident's history, read from the store's `IncidentEvent` by attribute."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     at: datetime
     event: str = Field(description="created | updated | escalated | transition")

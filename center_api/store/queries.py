@@ -109,21 +109,9 @@ class IncidentReader:
                 .where(IncidentEvent.incident_id == incident.id)
                 .order_by(IncidentEvent.id)
             )
-            history = [
-                EventPublic(
-                    id=e.id,
-                    at=e.at,
-                    event=e.event,
-                    actor=e.actor,
-                    from_status=e.from_status,
-                    to_status=e.to_status,
-                    note=e.note,
-                )
-                for e in events
-            ]
-        base = incident_public(incident).model_dump()
+            history = [EventPublic.model_validate(e) for e in events]
         return IncidentDetail(
-            **base,
+            **dict(incident_public(incident)),  # the public fields as they are: nothing dumped and re-read
             history=history,
             time_to_acknowledge_s=sla_seconds(incident.created_at, incident.acknowledged_at),
             time_to_resolve_s=sla_seconds(incident.created_at, incident.resolved_at),
