@@ -137,7 +137,9 @@ def ingest(
     processes: Annotated[
         int, typer.Option(min=1, help="Worker processes (one per core is the sweet spot)")
     ] = 1,
-    worker_id: Annotated[str | None, typer.Option(help="Worker id (default: host-pid)")] = None,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Worker id, stable across restarts (default: the host name)")
+    ] = None,
     sharded: Annotated[bool, typer.Option(help="Share cameras with other workers through Redis")] = False,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port")] = None,
 ) -> None:
@@ -184,6 +186,7 @@ def _run_worker(
     import redis
 
     from detection.config import DetectionConfig
+    from detection.journal import JournalInUse
     from detection.metrics import DetectionCollector
     from detection.pipeline import DetectionPipeline
     from detection.publisher import RedisAlertPublisher
@@ -203,7 +206,13 @@ def _run_worker(
         source.load()
     except (CameraConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
-    publisher = RedisAlertPublisher(redis_url, settings.data_dir / "journal" / worker_id)
+    try:
+        publisher = RedisAlertPublisher(redis_url, settings.data_dir / "journal" / worker_id)
+    except JournalInUse:
+        raise _fail(
+            f"worker id {worker_id!r} is in use by another worker on this host (its alert journal is open); "
+            "give each worker its own --worker-id"
+        ) from None
     detection_config = DetectionConfig(
         model=model, imgsz=settings.imgsz, device=settings.device, worker_id=worker_id
     )

@@ -106,4 +106,6 @@ def default_consumer_name() -> str:
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """The host's name: stable across restarts, so a restarted worker finds its own alert journal (and,
+    sharded, takes back its cameras). Several workers on one host need their own ids (`--processes` does it)."""
+    return socket.gethostname()

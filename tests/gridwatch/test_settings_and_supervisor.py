@@ -60,3 +60,16 @@ def test_supervisor_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
     assert ready.exists(), "the child never started"
     supervisor.stop()
     assert child.proc.returncode == -9
+
+
+def test_the_default_worker_id_survives_a_restart() -> None:
+    # The alert journal lives under the worker id: a restarted worker must find its own, so the id may not
+    # carry anything of the process (a pid).
+    import subprocess
+    import sys
+
+    from gridwatch.settings import default_worker_id
+
+    code = "from gridwatch.settings import default_worker_id; print(default_worker_id())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert other.stdout.strip() == default_worker_id()
