@@ -107,5 +107,6 @@ def default_consumer_name() -> str:
 
 def default_worker_id() -> str:
     """The host's name: stable across restarts, so a restarted worker finds its own alert journal (and,
-    sharded, takes back its cameras). Several workers on one host need their own ids (`--processes` does it)."""
+    sharded, takes back its cameras). Several workers on one host need their own ids (`--processes` gives
+    them)."""
     return socket.gethostname()

@@ -71,5 +71,7 @@ def test_the_default_worker_id_survives_a_restart() -> None:
     from gridwatch.settings import default_worker_id
 
     code = "from gridwatch.settings import default_worker_id; print(default_worker_id())"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert other.stdout.strip() == default_worker_id()
