@@ -43,12 +43,29 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+# A Starlette HTTPException carries only a status: give it the code of the tree's class for that status
+# (the first class declared with it, a branch below).
+_CODES: dict[int, str] = {}
+
 
 class CenterError(Exception):
-    """Base of the center's errors: an HTTP `status`, a stable `code` and a `message` for the client."""
+    """Base of the center's errors: an HTTP `status`, a stable `code` and a `message` for the client.
+
+    A branch declares its status and code in its class line (`class NotFound(CenterError, status=404,
+    code="not_found")`); a leaf may set only `code` (a class attribute or keyword) and keeps its branch's
+    status.
+    """
 
     status: ClassVar[int] = 500
     code: str = "internal_error"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
+            _CODES.setdefault(status, cls.code)
 
     def __init__(self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -58,70 +75,43 @@ class CenterError(Exception):
         self.headers = headers
 
 
-class BadRequest(CenterError):
+class BadRequest(CenterError, status=400, code="bad_request"):
     """The request cannot be served as it is (a bad cursor, an offer that cannot be negotiated)."""
 
-    status = 400
-    code = "bad_request"
 
-
-class Unauthorized(CenterError):
+class Unauthorized(CenterError, status=401, code="unauthorized"):
     """No token, or one that is malformed, expired or badly signed."""
 
-    status = 401
-    code = "unauthorized"
 
-
-class Forbidden(CenterError):
+class Forbidden(CenterError, status=403, code="forbidden"):
     """A valid token whose role or station scope does not allow this."""
 
-    status = 403
-    code = "forbidden"
 
-
-class NotFound(CenterError):
+class NotFound(CenterError, status=404, code="not_found"):
     """No such thing, or one outside the caller's scope (the two look the same on purpose)."""
 
-    status = 404
-    code = "not_found"
 
-
-class Conflict(CenterError):
+class Conflict(CenterError, status=409, code="conflict"):
     """The request contradicts the current state (an id that exists, a transition not allowed)."""
 
-    status = 409
-    code = "conflict"
 
-
-class PayloadTooLarge(CenterError):
+class PayloadTooLarge(CenterError, status=413, code="payload_too_large"):
     """A body over the size the center accepts."""
 
-    status = 413
-    code = "payload_too_large"
 
-
-class UnsupportedMediaType(CenterError):
+class UnsupportedMediaType(CenterError, status=415, code="unsupported_media_type"):
     """A body, or an offered media format, the center cannot take."""
 
-    status = 415
-    code = "unsupported_media_type"
 
-
-class Unprocessable(CenterError):
+class Unprocessable(CenterError, status=422, code="unprocessable"):
     """A well-formed request the domain refuses (a camera fixed to a cell the grid does not have).
 
     Answered 422 with an `ErrorBody`; validation errors of the request's shape stay FastAPI's 422 array.
     """
 
-    status = 422
-    code = "unprocessable"
 
-
-class Unavailable(CenterError):
+class Unavailable(CenterError, status=503, code="unavailable"):
     """The center, or something it depends on (a camera stream), cannot serve this now; try later."""
-
-    status = 503
-    code = "unavailable"
 
 
 class ErrorBody(BaseModel):
@@ -129,21 +119,6 @@ class ErrorBody(BaseModel):
 
     detail: str = Field(description="What went wrong, for people; the wording may change")
     code: str = Field(description="Stable machine-readable reason, snake_case (e.g. `incident_not_found`)")
-
-
-_BRANCHES: tuple[type[CenterError], ...] = (
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    Unprocessable,
-    Unavailable,
-)
-# A Starlette HTTPException carries only a status: give it the code of the tree's class for that status.
-_CODES: dict[int, str] = {cls.status: cls.code for cls in _BRANCHES}
 
 
 def _code_for(status: int) -> str:
