@@ -24,9 +24,11 @@ import signal
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -114,67 +116,61 @@ def redis_binary() -> str:
     return found
 
 
-class RedisServer:
-    """A private Redis/Valkey: no persistence unless `extra_args` asks, 64 logical DBs by default."""
+class _Server(ABC):
+    """What the two servers share: a free port, a directory of their own with the log, one child process, and
+    stop, kill, close and `with`. A subclass builds its command line and says when the server is ready."""
 
-    def __init__(self, databases: int = 64, extra_args: Sequence[str] = ()) -> None:
-        self.databases = databases
-        self.extra_args = list(extra_args)
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+    stop_grace_s: ClassVar[float] = 30.0
+
+    def __init__(self, prefix: str, user: pwd.struct_passwd | None = None) -> None:
         self.port = free_port()
-        self.workdir = _workdir("gridwatch-test-redis-")
+        self.user = user  # the unprivileged user the server runs as (None: as we do)
+        self.workdir = _workdir(prefix)
+        if user is not None:
+            os.chown(self.workdir, user.pw_uid, user.pw_gid)
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """DB 0's URL."""
-        return self.db_url(0)
-
-    def db_url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
 
     @property
     def log_path(self) -> Path:
         return self.workdir / "server.log"
 
-    def start(self, timeout_s: float = 30.0) -> RedisServer:
-        binary = redis_binary()
-        args = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-            "--save", "", "--appendonly", "no", "--databases", str(self.databases), *self.extra_args,
-        ]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            try:
-                self.proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent(signal.SIGKILL),
-                )
-            except OSError as exc:
-                raise ServerError(f"cannot run {binary}: {exc}") from None
-        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
-        deadline = time.monotonic() + timeout_s
+    @abstractmethod
+    def start(self) -> Self:
+        """Start the server and return once it serves (each server's `start` also takes a `timeout_s`)."""
+
+    def _popen(self, args: list[str], log: int, sig: signal.Signals) -> subprocess.Popen[bytes]:
+        """Run `args` in the directory, as `self.user`, writing to `log`; `sig` reaches it if we die."""
+        user = self.user
         try:
-            while True:
-                try:
-                    client.ping()
-                    return self
-                except redis.ConnectionError:
-                    if self.proc.poll() is not None or time.monotonic() > deadline:
-                        self.kill()
-                        raise ServerError(
-                            f"{binary} on port {self.port} did not start:\n{_log_tail(self.log_path)}"
-                        ) from None
-                    time.sleep(0.05)
-        finally:
-            client.close()
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(sig),
+                user=None if user is None else user.pw_uid,
+                group=None if user is None else user.pw_gid,
+                extra_groups=None if user is None else [],
+            )
+        except OSError as exc:  # a missing binary, or no permission to switch user
+            raise ServerError(f"cannot run {args[0]}: {exc}") from None
+
+    def _wait_ready(self, name: str, ready: Callable[[], bool], timeout_s: float, poll_s: float) -> None:
+        """Poll `ready()` until it holds; kill the server and raise with its log if it exits or times out."""
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise ServerError(f"{name} on port {self.port} did not start:\n{_log_tail(self.log_path)}")
+            time.sleep(poll_s)
 
     def stop(self) -> None:
-        """Shut down (the directory stays, for a restart on the same port)."""
+        """Shut down with the server's stop signal (the directory stays, for a restart on the same port)."""
         if self.proc is not None:
-            _wait_exit(self.proc, signal.SIGTERM, 30)
+            _wait_exit(self.proc, self.stop_signal, self.stop_grace_s)
             self.proc = None
 
     def kill(self) -> None:
@@ -187,7 +183,7 @@ class RedisServer:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         try:
             return self.start()
         except BaseException:
@@ -198,6 +194,46 @@ class RedisServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class RedisServer(_Server):
+    """A private Redis/Valkey: no persistence unless `extra_args` asks, 64 logical DBs by default.
+    `stop()` sends SIGTERM."""
+
+    def __init__(self, databases: int = 64, extra_args: Sequence[str] = ()) -> None:
+        self.databases = databases
+        self.extra_args = list(extra_args)
+        super().__init__("gridwatch-test-redis-")
+
+    @property
+    def url(self) -> str:
+        """DB 0's URL."""
+        return self.db_url(0)
+
+    def db_url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self, timeout_s: float = 30.0) -> Self:
+        binary = redis_binary()
+        args = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+            "--save", "", "--appendonly", "no", "--databases", str(self.databases), *self.extra_args,
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = self._popen(args, log.fileno(), signal.SIGKILL)
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        try:
+            self._wait_ready(binary, answers, timeout_s, 0.05)
+        finally:
+            client.close()
+        return self
 
 
 def pg_bindir() -> Path:
@@ -228,51 +264,29 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
         raise ServerError(f"PostgreSQL cannot run as root and user {name!r} does not exist") from None
 
 
-class PostgresServer:
+class PostgresServer(_Server):
     """A private PostgreSQL cluster, superuser `postgres` with trust auth on 127.0.0.1 and a socket in its
-    directory. `durable=False` (the tests) turns off fsync and synchronous commit; benchmarks keep them."""
+    directory. `durable=False` (the tests) turns off fsync and synchronous commit; benchmarks keep them.
+    `stop()` is the fast shutdown (SIGINT: open sessions are ended); after `kill()` its backends exit on their
+    own."""
+
+    stop_signal = signal.SIGINT
+    stop_grace_s = 60.0
 
     def __init__(self, durable: bool = False) -> None:
         self.durable = durable
         self.bindir = pg_bindir()
-        self.port = free_port()
-        self.user = _unprivileged_user()
-        self.workdir = _workdir("gridwatch-test-pg-")
-        if self.user is not None:
-            os.chown(self.workdir, self.user.pw_uid, self.user.pw_gid)
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("gridwatch-test-pg-", user=_unprivileged_user())
 
     @property
     def datadir(self) -> Path:
         return self.workdir / "data"
 
     @property
-    def log_path(self) -> Path:
-        return self.workdir / "server.log"
-
-    @property
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _popen(self, args: list[str], log: int, sig: signal.Signals) -> subprocess.Popen[bytes]:
-        user = self.user
-        try:
-            return subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(sig),
-                user=None if user is None else user.pw_uid,
-                group=None if user is None else user.pw_gid,
-                extra_groups=None if user is None else [],
-            )
-        except OSError as exc:  # a missing binary, or no permission to switch user
-            raise ServerError(f"cannot run {args[0]}: {exc}") from None
-
-    def start(self, timeout_s: float = 120.0) -> PostgresServer:
+    def start(self, timeout_s: float = 120.0) -> Self:
         # The log is opened here (root may own it) and handed over as a descriptor: the server only writes it.
         with self.log_path.open("ab") as log:
             if not (self.datadir / "PG_VERSION").exists():
@@ -296,12 +310,7 @@ class PostgresServer:
                 args += ["-c", f"{name}={value}"]
             # SIGQUIT is PostgreSQL's immediate shutdown: its backends notice the postmaster's death and exit.
             self.proc = self._popen(args, log.fileno(), signal.SIGQUIT)
-        deadline = time.monotonic() + timeout_s
-        while not self._ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise ServerError(f"postgres on port {self.port} did not start:\n{_log_tail(self.log_path)}")
-            time.sleep(0.1)
+        self._wait_ready("postgres", self._ready, timeout_s, 0.1)
         return self
 
     def _ready(self) -> bool:
@@ -312,31 +321,3 @@ class PostgresServer:
         except OSError:
             return False
         return len(lines) >= 8 and lines[7].strip() == "ready"
-
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT): open sessions are ended, the cluster stays for a restart."""
-        if self.proc is not None:
-            _wait_exit(self.proc, signal.SIGINT, 60)
-            self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL of the postmaster, as a crash would; its backends exit on their own."""
-        if self.proc is not None:
-            _wait_exit(self.proc, signal.SIGKILL, 30)
-            self.proc = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
