@@ -14,18 +14,16 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from center_api.api.deps import CameraManagerDep, CameraViewerDep, ServicesDep
+from center_api.api.deps import CameraManagerDep, CameraViewerDep, ServicesDep, route_errors
 from center_api.auth import Principal, Role
 from center_api.cameras.bulk import parse_import, parse_rows
 from center_api.cameras.registry import CameraRecord, UnknownCell
 from center_api.cameras.schemas import CameraPage, CameraPublic, ImportReport, RowError
-from center_api.errors import Conflict, Forbidden, NotFound, Unprocessable, error_responses
+from center_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from center_api.services import CenterServices
 from contracts import Camera, StreamHealth, health_key
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
-
-_TOKEN = (401, 403, 503)
 
 
 async def _health(services: CenterServices, ids: list[str]) -> dict[str, StreamHealth]:
@@ -73,7 +71,7 @@ def _scope(principal: Principal) -> str | None:
     "",
     response_model=CameraPage,
     summary="Cameras (operators: their station's), with health",
-    responses=error_responses(*_TOKEN),
+    responses=route_errors(),
 )
 async def list_cameras(
     services: ServicesDep,
@@ -102,7 +100,7 @@ def _no_camera() -> NotFound:
     return NotFound("no such camera", code="camera_not_found")
 
 
-@router.get("/{camera_id}", response_model=CameraPublic, responses=error_responses(404, *_TOKEN))
+@router.get("/{camera_id}", response_model=CameraPublic, responses=route_errors(404))
 async def get_camera(camera_id: str, services: ServicesDep, principal: CameraViewerDep) -> CameraPublic:
     rec = await services.cameras.get(camera_id)
     scope = _scope(principal)
@@ -121,7 +119,7 @@ async def _save(services: CenterServices, camera: Camera) -> CameraPublic:
     "",
     response_model=CameraPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(409, *_TOKEN),
+    responses=route_errors(409),
 )
 async def create_camera(camera: Camera, services: ServicesDep, principal: CameraManagerDep) -> CameraPublic:
     if await services.cameras.get(camera.id) is not None:
@@ -133,7 +131,7 @@ async def create_camera(camera: Camera, services: ServicesDep, principal: Camera
     "/{camera_id}",
     response_model=CameraPublic,
     summary="Replace a camera (create if absent)",
-    responses=error_responses(404, *_TOKEN),
+    responses=route_errors(404),
 )
 async def put_camera(
     camera_id: str, camera: Camera, services: ServicesDep, principal: CameraManagerDep
@@ -147,7 +145,7 @@ async def put_camera(
     "/{camera_id}",
     response_model=CameraPublic,
     summary="Change some fields of a camera",
-    responses=error_responses(404, *_TOKEN),
+    responses=route_errors(404),
 )
 async def patch_camera(
     camera_id: str,
@@ -169,9 +167,7 @@ async def patch_camera(
     return await _save(services, camera)
 
 
-@router.delete(
-    "/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, *_TOKEN)
-)
+@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, responses=route_errors(404))
 async def delete_camera(camera_id: str, services: ServicesDep, principal: CameraManagerDep) -> None:
     if not await services.cameras.delete(camera_id):
         raise _no_camera()
@@ -181,7 +177,7 @@ async def delete_camera(camera_id: str, services: ServicesDep, principal: Camera
     "/import",
     response_model=ImportReport,
     summary="Bulk import from CSV (text/csv) or GeoJSON (application/geo+json); ?dry_run=true validates",
-    responses=error_responses(400, *_TOKEN),
+    responses=route_errors(400),
 )
 async def import_cameras(
     request: Request, services: ServicesDep, principal: CameraManagerDep, dry_run: bool = False

@@ -6,18 +6,19 @@
     CameraManagerDep     roles that change the camera registry: integrator, city_command
     CameraViewerDep      every role (operators see their station's cameras only; the route scopes it)
 
-WebSocket handlers, which take no `Depends` for these, call `services_of(websocket)`.
+WebSocket handlers, which take no `Depends` for these, call `services_of(websocket)`. A route declares its
+error answers with `route_errors(<its handler's statuses>)`, which adds what these dependencies answer.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from center_api.auth import INCIDENT_ROLES, Principal, Role, current_principal, require_roles
-from center_api.errors import Unavailable
+from center_api.errors import Unavailable, error_responses
 from center_api.services import CenterServices
 
 
@@ -39,3 +40,13 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 IncidentViewerDep = Annotated[Principal, Depends(require_roles(*INCIDENT_ROLES))]
 CameraManagerDep = Annotated[Principal, Depends(require_roles(Role.integrator, Role.city_command))]
 CameraViewerDep = Annotated[Principal, Depends(require_roles(*Role))]
+
+# What the dependencies above answer before a handler runs: 401 and 403 from the token (every token route
+# declares both, one set for clients to handle, even where any valid token will do) and 503 from
+# `ServicesDep` before start-up.
+DEPENDENCY_ERRORS = (401, 403, 503)
+
+
+def route_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a token route: its handler's own error statuses and `DEPENDENCY_ERRORS`."""
+    return error_responses(*statuses, *DEPENDENCY_ERRORS)

@@ -18,9 +18,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from center_api.api.deps import IncidentViewerDep, ServicesDep, services_of
+from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors, services_of
 from center_api.auth import INCIDENT_ROLES, Principal, Role, principal_for_websocket
-from center_api.errors import BadRequest, CenterError, Forbidden, Unavailable, error_responses
+from center_api.errors import BadRequest, CenterError, Forbidden, Unavailable
 from center_api.feeds import DROPPED, FeedClient, replay
 from center_api.services import CenterServices
 
@@ -118,7 +118,7 @@ async def _drain(websocket: WebSocket) -> None:
     "/sse",
     summary="Server-Sent Events feed (resumes from Last-Event-ID)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 403, 503)},
+    responses={200: {"content": {"text/event-stream": {}}}, **route_errors(400)},
 )
 async def feed_sse(
     services: ServicesDep,

@@ -7,21 +7,17 @@ from datetime import datetime
 from fastapi import APIRouter
 from shapely.geometry import mapping
 
-from center_api.api.deps import IncidentViewerDep, ServicesDep
-from center_api.errors import error_responses
+from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors
 from center_api.grid import Level
 from center_api.store.stats import StatsReader
 
 router = APIRouter(prefix="/api/v1/grid", tags=["grid"])
 
 
-_ERRORS = error_responses(401, 403, 503)
-
-
 @router.get(
     "/cells",
     summary="GeoJSON of cells with incident counts (open by default) for a heat map",
-    responses=_ERRORS,
+    responses=route_errors(),
 )
 async def cells(
     services: ServicesDep,
@@ -61,7 +57,7 @@ async def cells(
     }
 
 
-@router.get("/units", summary="Districts, streets and communities (no geometry)", responses=_ERRORS)
+@router.get("/units", summary="Districts, streets and communities (no geometry)", responses=route_errors())
 async def units(services: ServicesDep, principal: IncidentViewerDep) -> list[dict[str, object]]:
     return [
         {"id": u.id, "level": u.level.value, "code": u.code, "name": u.name, "parent": u.parent}

@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from center_api.api.deps import IncidentViewerDep, ServicesDep
+from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors
 from center_api.auth import Principal
-from center_api.errors import NotFound, error_responses
+from center_api.errors import NotFound
 from center_api.schemas import IncidentDetail, IncidentPage, IncidentPublic, TransitionIn
 from center_api.services import CenterServices
 from center_api.store.models import Incident
@@ -21,8 +21,6 @@ from center_api.store.queries import IncidentFilter, incident_public
 from center_api.workflow import OPEN_STATUSES, Status
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
-
-_READ_ERRORS = (401, 403, 503)
 
 
 async def _visible(services: CenterServices, principal: Principal, incident_id: int) -> Incident:
@@ -37,7 +35,7 @@ async def _visible(services: CenterServices, principal: Principal, incident_id: 
     "",
     response_model=IncidentPage,
     summary="List incidents, newest first",
-    responses=error_responses(400, *_READ_ERRORS),
+    responses=route_errors(400),
 )
 async def list_incidents(
     services: ServicesDep,
@@ -87,7 +85,7 @@ def _utc(value: datetime | None) -> datetime | None:
     "/{incident_id}",
     response_model=IncidentDetail,
     summary="One incident with its history",
-    responses=error_responses(404, *_READ_ERRORS),
+    responses=route_errors(404),
 )
 async def get_incident(
     incident_id: int, services: ServicesDep, principal: IncidentViewerDep
@@ -100,7 +98,7 @@ async def get_incident(
     "/{incident_id}/snapshot",
     response_class=Response,
     summary="Latest snapshot (image/jpeg)",
-    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404, *_READ_ERRORS)},
+    responses={200: {"content": {"image/jpeg": {}}}, **route_errors(404)},
 )
 async def get_snapshot(incident_id: int, services: ServicesDep, principal: IncidentViewerDep) -> Response:
     row = await _visible(services, principal, incident_id)
@@ -127,7 +125,7 @@ def _missing_snapshot(services: CenterServices, row: Incident) -> NotFound:
     "/{incident_id}/transitions",
     response_model=IncidentPublic,
     summary="Move an incident through the workflow (409 if the transition is not allowed)",
-    responses=error_responses(404, 409, *_READ_ERRORS),
+    responses=route_errors(404, 409),
 )
 async def transition(
     incident_id: int, body: TransitionIn, services: ServicesDep, principal: IncidentViewerDep

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from center_api.api.deps import IncidentViewerDep, ServicesDep
-from center_api.errors import error_responses
+from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors
 from center_api.store.stats import StatsReader
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
@@ -16,13 +15,10 @@ router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
 Unit = Literal["cell", "community", "street", "district", "station", "camera"]
 
 
-_ERRORS = error_responses(401, 403, 503)
-
-
 @router.get(
     "",
     summary="Counts by grid unit and kind, open incidents, SLA p50/p90, false-alarm rates",
-    responses=_ERRORS,
+    responses=route_errors(),
 )
 async def stats(
     services: ServicesDep,
@@ -45,7 +41,9 @@ async def stats(
     }
 
 
-@router.get("/counts", summary="Counts by grid unit and kind only (the cheap query)", responses=_ERRORS)
+@router.get(
+    "/counts", summary="Counts by grid unit and kind only (the cheap query)", responses=route_errors()
+)
 async def counts(
     services: ServicesDep,
     principal: IncidentViewerDep,

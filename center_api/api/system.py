@@ -1,19 +1,17 @@
-"""Health (no auth), who-am-I, stations, and Prometheus metrics."""
+"""Health (no auth), who-am-I, stations, and Prometheus metrics.
+
+The last three take any valid token, so of the token's errors only 401 happens; they declare both, as every
+token route does (`route_errors`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from center_api.api.deps import PrincipalDep, ServicesDep
-from center_api.errors import error_responses
+from center_api.api.deps import PrincipalDep, ServicesDep, route_errors
 from center_api.schemas import MePublic, StationPublic
 from center_api.settings import CenterSettings
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
-
-# Every token route of the API declares 401 and 403, one set for clients to handle (these three take any
-# valid token, so only 401 happens here); 503 is the services' answer before start-up.
-_TOKEN_ERRORS = error_responses(401, 403, 503)
 
 
 @router.get(
@@ -34,7 +32,7 @@ async def health(request: Request, response: Response) -> dict[str, object]:
     "/me",
     response_model=MePublic,
     summary="The token's claims and its station's name",
-    responses=_TOKEN_ERRORS,
+    responses=route_errors(),
 )
 async def me(principal: PrincipalDep, services: ServicesDep) -> MePublic:
     city = services.city
@@ -51,7 +49,7 @@ async def me(principal: PrincipalDep, services: ServicesDep) -> MePublic:
     "/stations",
     response_model=list[StationPublic],
     summary="Stations and the city command center",
-    responses=_TOKEN_ERRORS,
+    responses=route_errors(),
 )
 async def stations(principal: PrincipalDep, services: ServicesDep) -> list[StationPublic]:
     return [
@@ -66,7 +64,7 @@ metrics_router = APIRouter(tags=["system"])
 @metrics_router.get(
     "/metrics",
     summary="Prometheus metrics (any valid token; scrape with bearer_token)",
-    responses=_TOKEN_ERRORS,
+    responses=route_errors(),
 )
 async def metrics(principal: PrincipalDep, services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
