@@ -8,43 +8,30 @@ the suite then touches). A server that cannot start fails every test that needs 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 
 import pytest
 
+from tests.support.fixtures import entered_or_fail
 from tests.support.pgdb import PostgresDatabases, postgres_service
 from tests.support.redisdb import RedisDatabases, redis_service
-from tests.support.servers import ServerError
 
 
 @pytest.fixture(scope="session")
 def redis_databases() -> Iterator[RedisDatabases]:
     """The suite's Redis server, as DBs to lease (started by the first test that needs one)."""
-    with ExitStack() as stack:
-        try:
-            databases = stack.enter_context(redis_service())
-        except ServerError as exc:
-            pytest.fail(f"no Redis for the tests: {exc}", pytrace=False)
+    with entered_or_fail(redis_service(), "no Redis for the tests: ") as databases:
         yield databases
 
 
 @pytest.fixture
 def redis_url(redis_databases: RedisDatabases) -> Iterator[str]:
     """The URL of a Redis DB of this test's own, empty at the start and flushed at the end."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(redis_databases.lease())
-        except ServerError as exc:
-            pytest.fail(str(exc), pytrace=False)
+    with entered_or_fail(redis_databases.lease()) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def postgres_databases() -> Iterator[PostgresDatabases]:
     """The suite's PostgreSQL server, as databases to create (started by the first test that needs one)."""
-    with ExitStack() as stack:
-        try:
-            databases = stack.enter_context(postgres_service())
-        except ServerError as exc:
-            pytest.fail(f"no PostgreSQL for the tests: {exc}", pytrace=False)
+    with entered_or_fail(postgres_service(), "no PostgreSQL for the tests: ") as databases:
         yield databases

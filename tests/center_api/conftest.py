@@ -7,7 +7,6 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +20,8 @@ from center_api.app import create_app
 from center_api.auth import issue_token
 from center_api.settings import CenterSettings
 from contracts import Alert, AlertKind, GeoPoint, encode_alert_entry
+from tests.support.fixtures import entered_or_fail
 from tests.support.pgdb import PostgresDatabases
-from tests.support.servers import ServerError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "demo"
@@ -86,11 +85,9 @@ def _database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iter
         return
     # Looked up only here, so that SQLite-only tests never start PostgreSQL.
     postgres: PostgresDatabases = request.getfixturevalue("postgres_databases")
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres.database("gridwatch_test_center"))
-        except ServerError as exc:
-            pytest.fail(f"cannot create a PostgreSQL database: {exc}", pytrace=False)
+    with entered_or_fail(
+        postgres.database("gridwatch_test_center"), "cannot create a PostgreSQL database: "
+    ) as url:
         yield url
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from gridwatch.demo.clips import demo_scene, loop_clip, make_clip
+from tests.support.fixtures import entered_or_fail
 from tests.support.redisdb import RedisDatabases
 from tests.support.rtsp import RtspServer
-from tests.support.servers import ServerError
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +24,7 @@ def live_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def console_redis_url(redis_databases: RedisDatabases) -> Iterator[str]:
     """A Redis DB of the suite's server for one module's stack: empty at the start, flushed at the end."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(redis_databases.lease())
-        except ServerError as exc:
-            pytest.fail(str(exc), pytrace=False)
+    with entered_or_fail(redis_databases.lease()) as url:
         yield url
 
 
