@@ -11,11 +11,13 @@ import time
 
 import httpx
 import pytest
+import redis
 import websockets
 
 from center_api.feeds import FeedEnvelope
 from center_api.schemas import FeedEventType, FeedMessage
 from center_api.services import CenterServices
+from contracts import Alert
 from contracts.bus import channel_db, feed_channel
 from tests.center_api.conftest import (
     NANGUAN_1,
@@ -55,6 +57,22 @@ async def _sse_events(
     return out
 
 
+async def _missed_while_away(center: RunningCenter, redis_db: redis.Redis) -> list[Alert]:
+    """While a Nanguan client is disconnected: two more Nanguan incidents and one for Xiadu (not ours).
+    Returns the two Nanguan alerts once all four incidents (the client's first one included) are stored."""
+    missed = [make_alert(NANGUAN_1, camera_id=f"cam-{i}") for i in (2, 3)]
+    for alert in missed:
+        xadd(redis_db, alert)
+    xadd(redis_db, make_alert(XIADU_2, camera_id="cam-x"))
+
+    async def stored():
+        r = await center.client.get("/api/v1/incidents", headers=auth("city_command", None))
+        return len(r.json()["items"]) == 4
+
+    await poll(stored)
+    return missed
+
+
 async def test_sse_resumes_from_last_event_id(center_factory, database_url, redis_db) -> None:
     center = await center_factory(database_url)
     headers = auth()
@@ -65,17 +83,7 @@ async def test_sse_resumes_from_last_event_id(center_factory, database_url, redi
     [(first_id, msg)] = await reader
     assert msg["incident"]["alert_id"] == first.id
 
-    # While disconnected: two more Nanguan incidents and one for Xiadu (not ours).
-    later = [make_alert(NANGUAN_1, camera_id=f"cam-{i}") for i in (2, 3)]
-    for alert in later:
-        xadd(redis_db, alert)
-    xadd(redis_db, make_alert(XIADU_2, camera_id="cam-x"))
-
-    async def stored():
-        r = await center.client.get("/api/v1/incidents", headers=auth("city_command", None))
-        return len(r.json()["items"]) == 4
-
-    await poll(stored)
+    later = await _missed_while_away(center, redis_db)
     events = await _sse_events(center.client, {**headers, "Last-Event-ID": str(first_id)}, 2)
     assert [m["incident"]["alert_id"] for _, m in events] == [a.id for a in later]
     assert all(eid > first_id for eid, _ in events)
@@ -254,17 +262,7 @@ async def test_websocket_resumes_from_an_event_id(center_factory, database_url, 
         assert msg["incident"]["alert_id"] == first.id
         first_id = msg["event_id"]
 
-    # While disconnected: two more Nanguan incidents and one for Xiadu (not ours).
-    missed = [make_alert(NANGUAN_1, camera_id=f"cam-{i}") for i in (2, 3)]
-    for alert in missed:
-        xadd(redis_db, alert)
-    xadd(redis_db, make_alert(XIADU_2, camera_id="cam-x"))
-
-    async def stored():
-        r = await center.client.get("/api/v1/incidents", headers=auth("city_command", None))
-        return len(r.json()["items"]) == 4
-
-    await poll(stored)
+    missed = await _missed_while_away(center, redis_db)
     if resume_by == "after":
         connect = websockets.connect(center.ws_url(token=token(), after=str(first_id)))
     else:
