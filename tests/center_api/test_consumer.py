@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import encode_alert_entry
+from contracts import Alert, encode_alert_entry
 from tests.center_api.conftest import NANGUAN_1, auth, make_alert, poll, xadd
 
 pytestmark = pytest.mark.integration
@@ -18,6 +18,18 @@ async def _items(center) -> list:
 
 async def _no_pending(redis_db) -> bool:
     return redis_db.xpending("gw:alerts", "center")["pending"] == 0
+
+
+def _read_and_never_acknowledged(redis_db, consumer: str, n: int) -> list[Alert]:
+    """`n` alerts that `consumer` read from the group (created here) and never acknowledged: all pending."""
+    redis_db.xgroup_create("gw:alerts", "center", id="0", mkstream=True)
+    alerts = [make_alert(NANGUAN_1, camera_id=f"cam-{i}") for i in range(n)]
+    for alert in alerts:
+        redis_db.xadd("gw:alerts", encode_alert_entry(alert))
+    taken = redis_db.xreadgroup("center", consumer, {"gw:alerts": ">"}, count=100)
+    assert len(taken[0][1]) == n
+    assert redis_db.xpending("gw:alerts", "center")["pending"] == n
+    return alerts
 
 
 async def test_bad_entries_go_to_dead_letter_and_consumer_continues(center_factory, database_url, redis_db):
@@ -44,13 +56,7 @@ async def test_entries_of_a_killed_consumer_are_claimed_and_stored_once(
     center_factory, any_database_url, redis_db
 ):
     # A consumer of the group reads a batch and dies before acknowledging it.
-    redis_db.xgroup_create("gw:alerts", "center", id="0", mkstream=True)
-    alerts = [make_alert(NANGUAN_1, camera_id=f"cam-{i}") for i in range(20)]
-    for alert in alerts:
-        redis_db.xadd("gw:alerts", encode_alert_entry(alert))
-    taken = redis_db.xreadgroup("center", "dead-worker-1", {"gw:alerts": ">"}, count=100)
-    assert len(taken[0][1]) == 20
-    assert redis_db.xpending("gw:alerts", "center")["pending"] == 20
+    alerts = _read_and_never_acknowledged(redis_db, "dead-worker-1", 20)
 
     center = await center_factory(any_database_url, claim_idle_ms=300, claim_every_s=0.3)
     await poll(lambda: _no_pending(redis_db))
@@ -92,12 +98,7 @@ async def test_a_restarted_replica_takes_back_its_own_pending_entries_at_once(
 ):
     # The replica read a batch under its stable name and was killed before acknowledging it. Restarted under
     # the same name, it stores them without waiting for the claim time (an hour here: no claim can help).
-    redis_db.xgroup_create("gw:alerts", "center", id="0", mkstream=True)
-    alerts = [make_alert(NANGUAN_1, camera_id=f"cam-{i}") for i in range(10)]
-    for alert in alerts:
-        redis_db.xadd("gw:alerts", encode_alert_entry(alert))
-    redis_db.xreadgroup("center", "center-host-a", {"gw:alerts": ">"}, count=100)
-    assert redis_db.xpending("gw:alerts", "center")["pending"] == 10
+    alerts = _read_and_never_acknowledged(redis_db, "center-host-a", 10)
 
     center = await center_factory(database_url, consumer_name="center-host-a", claim_idle_ms=3_600_000)
     await poll(lambda: _no_pending(redis_db), within_s=30)
@@ -109,9 +110,7 @@ async def test_a_restarted_replica_takes_back_its_own_pending_entries_at_once(
 async def test_dead_consumers_are_reaped_but_never_one_with_pending_entries(
     center_factory, database_url, redis_db
 ):
-    redis_db.xgroup_create("gw:alerts", "center", id="0", mkstream=True)
-    redis_db.xadd("gw:alerts", encode_alert_entry(make_alert(NANGUAN_1, camera_id="cam-held")))
-    redis_db.xreadgroup("center", "holder", {"gw:alerts": ">"}, count=1)  # pending, never acknowledged
+    _read_and_never_acknowledged(redis_db, "holder", 1)
     redis_db.xreadgroup("center", "ghost", {"gw:alerts": ">"}, count=1)  # nothing left: idle, empty
     # Claiming is off for the test (an hour), so "holder" keeps its entry and must survive every sweep.
     center = await center_factory(
