@@ -1,6 +1,7 @@
 // The operator console: sign-in, live alert feed, incident panel, grid map, camera list, live view.
 
 import { api, ApiError, getToken, imageUrl, setToken, whenUnauthorized } from "./api.js";
+import { loadCameras, renderCameras } from "./cameras.js";
 import { Feed } from "./feed.js";
 import { GridMap } from "./map.js";
 import { hangUp, openLive, setupLive } from "./live.js";
@@ -352,47 +353,6 @@ async function showCell(feature) {
   }
 }
 
-// ---- cameras ----------------------------------------------------------------------------------------------
-
-async function loadCameras() {
-  const all = [];
-  let cursor = null;
-  try {
-    do {
-      const page = await api(`/api/v1/cameras?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-      all.push(...page.items);
-      cursor = page.next_cursor;
-    } while (cursor && all.length < 10000);
-  } catch (err) {
-    toast(`Cameras: ${err.message}`);
-    return;
-  }
-  state.cameras = all;
-  renderCameras();
-  state.map.cameras(all);
-}
-
-function renderCameras() {
-  const text = $("cam-filter").value.trim().toLowerCase();
-  const wanted = $("cam-state").value;
-  const rows = state.cameras.filter((c) => {
-    const st = c.health?.state || "unknown";
-    if (wanted && st !== wanted) return false;
-    return !text || [c.id, c.name, c.cell_id, c.station_id].some((v) => v && v.toLowerCase().includes(text));
-  }).slice(0, 500);
-  $("cam-rows").replaceChildren(...rows.map((c) => {
-    const h = c.health || {};
-    const st = h.state || "unknown";
-    return el("tr", { dataset: { camera: c.id, state: st } },
-      el("td", { title: c.name || c.id }, c.name ? `${c.name} (${c.id})` : c.id),
-      el("td", {}, c.cell_id || "—"),
-      el("td", { class: `state ${st}`, title: h.reason || h.last_error || "" }, st),
-      el("td", {}, h.fps != null ? h.fps.toFixed(1) : "—"),
-      el("td", {}, h.last_frame_at ? `${ago(h.last_frame_at)} ago` : "—"),
-      el("td", {}, el("button", { type: "button", onclick: () => openLive(c), title: "Live view" }, "Live")));
-  }));
-}
-
 // ---- keyboard ---------------------------------------------------------------------------------------------
 
 function move(step, onlyNew = false) {
@@ -428,9 +388,9 @@ let timers = [];
 
 function start() {
   connectFeed();
-  state.map.refresh().then(loadCameras).catch((err) => toast(`Map: ${err.message}`));
+  state.map.refresh().then(() => loadCameras(state)).catch((err) => toast(`Map: ${err.message}`));
   timers = [
-    setInterval(loadCameras, 15000),
+    setInterval(() => loadCameras(state), 15000),
     setInterval(scheduleMap, 60000),
     setInterval(() => render(), 30000), // "x min ago" and the title stay current
   ];
@@ -451,8 +411,8 @@ function main() {
   setupKeys();
   whenUnauthorized(() => { stop(); showSignIn("Your token was refused or has expired. Sign in again."); });
   $("feed-filter").addEventListener("change", () => render());
-  $("cam-filter").addEventListener("input", renderCameras);
-  $("cam-state").addEventListener("change", renderCameras);
+  $("cam-filter").addEventListener("input", () => renderCameras(state));
+  $("cam-state").addEventListener("change", () => renderCameras(state));
   $("cell-window").addEventListener("change", () => {
     const picked = state.map.picked && state.map.cells.get(state.map.picked);
     if (picked) showCell(picked.feature);
