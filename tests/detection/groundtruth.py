@@ -22,6 +22,11 @@ from gridwatch.demo.clips import Scene, Walker
 SAMPLE_FPS = 2.0
 EAST = ((0.55, 0.3), (1.0, 0.3), (1.0, 1.0), (0.55, 1.0))  # the right part of the pavement
 DOOR_A, DOOR_B = (0.45, 0.5), (0.45, 1.0)  # a vertical line; walking left to right is A -> B
+# One rule a direction on the door line: a crossing fires the rule of its own direction, never the other.
+DOOR_BOTH_WAYS = (
+    LineCrossingRuleConfig(id="door-in", line="door", a=DOOR_A, b=DOOR_B, direction="a_to_b"),
+    LineCrossingRuleConfig(id="door-out", line="door", a=DOOR_A, b=DOOR_B, direction="b_to_a"),
+)
 
 
 def entry_time(walker: Walker, polygon: Any, until: float, step: float = 0.01) -> float:
@@ -105,10 +110,7 @@ def cases() -> list[Case]:
         Case(
             "cross_line",
             Scene(seconds=12.0, walkers=(cross,), noise=2.0),
-            (
-                LineCrossingRuleConfig(id="door-in", line="door", a=DOOR_A, b=DOOR_B, direction="a_to_b"),
-                LineCrossingRuleConfig(id="door-out", line="door", a=DOOR_A, b=DOOR_B, direction="b_to_a"),
-            ),
+            DOOR_BOTH_WAYS,
             (Expected("line_crossing", "door-in", t_cross, "door"),),
         )
     )
@@ -119,10 +121,7 @@ def cases() -> list[Case]:
         Case(
             "brisk_crossing",
             Scene(seconds=5.0, walkers=(brisk,), noise=2.0),
-            (
-                LineCrossingRuleConfig(id="door-in", line="door", a=DOOR_A, b=DOOR_B, direction="a_to_b"),
-                LineCrossingRuleConfig(id="door-out", line="door", a=DOOR_A, b=DOOR_B, direction="b_to_a"),
-            ),
+            DOOR_BOTH_WAYS,
             (Expected("line_crossing", "door-out", t_back, "door"),),
         )
     )

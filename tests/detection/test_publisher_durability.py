@@ -224,6 +224,15 @@ class KillRun:
             "publish", self.server.url, str(self.journal), str(self.ids), str(rate), log=self.log
         )
 
+    def start_then_stop_redis(self, sent: int, backlog: int) -> None:
+        """Start the child; once `sent` alerts are in the stream stop Redis, and return once `backlog` more
+        alerts have been published (journaled) while it is down."""
+        self.start()
+        self.wait(lambda: self.xlen() >= sent, "alerts sent")
+        self.server.stop()
+        before = len(self.recorded())
+        self.wait(lambda: len(self.recorded()) >= before + backlog, "alerts published while Redis is down")
+
     def recorded(self) -> list[str]:
         text = self.ids.read_text() if self.ids.exists() else ""
         return [line for line in text.split("\n")[:-1] if line]  # a line without its newline is not whole
@@ -294,11 +303,7 @@ def test_kill9_with_redis_up_loses_nothing(kill_run: KillRun) -> None:
 
 @pytest.mark.integration
 def test_kill9_with_redis_down_loses_nothing(kill_run: KillRun) -> None:
-    kill_run.start()
-    kill_run.wait(lambda: kill_run.xlen() >= 300, "alerts sent")
-    kill_run.server.stop()
-    before = len(kill_run.recorded())
-    kill_run.wait(lambda: len(kill_run.recorded()) >= before + 500, "alerts published while Redis is down")
+    kill_run.start_then_stop_redis(sent=300, backlog=500)
     held = kill_run.kill9()
     assert held >= 500  # what the kill left for the next publisher
     kill_run.server.start()
@@ -309,13 +314,7 @@ def test_kill9_with_redis_down_loses_nothing(kill_run: KillRun) -> None:
 
 @pytest.mark.integration
 def test_kill9_in_the_middle_of_a_replay_loses_nothing(kill_run: KillRun) -> None:
-    kill_run.start()
-    kill_run.wait(lambda: kill_run.xlen() >= 200, "alerts sent")
-    kill_run.server.stop()
-    before = len(kill_run.recorded())
-    kill_run.wait(
-        lambda: len(kill_run.recorded()) >= before + 2000, "a backlog published while Redis is down"
-    )
+    kill_run.start_then_stop_redis(sent=200, backlog=2000)
     kill_run.server.start()  # the child reconnects and replays its backlog while it goes on publishing
     at_restart = kill_run.xlen()
     kill_run.wait(lambda: kill_run.xlen() > at_restart, "the replay to go on", timeout=30)
