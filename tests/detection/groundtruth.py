@@ -84,6 +84,20 @@ def moved(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.roll(frame, (60, 220), axis=(0, 1))[::-1])
 
 
+def _door_crossing(name: str, x0: float, x1: float, walk_s: float, seconds: float) -> Case:
+    """A person walks straight along the pavement from `x0` to `x1` in `walk_s` seconds, across the door line:
+    the rule of that direction fires on the first sample past the line, the other one stays silent."""
+    walker = Walker(path=((0.0, x0, 0.93), (walk_s, x1, 0.93)))
+    t_cross = first_sample_at_or_after(abs(DOOR_A[0] - x0) / abs(x1 - x0) * walk_s + 1e-6)
+    rule = "door-in" if x1 > x0 else "door-out"  # DOOR_BOTH_WAYS: left to right is A -> B
+    return Case(
+        name,
+        Scene(seconds=seconds, walkers=(walker,), noise=2.0),
+        DOOR_BOTH_WAYS,
+        (Expected("line_crossing", rule, t_cross, "door"),),
+    )
+
+
 def cases() -> list[Case]:
     out: list[Case] = []
     # 1. a person walks into the zone and lingers there past T
@@ -103,28 +117,10 @@ def cases() -> list[Case]:
             ),
         )
     )
-    # 2. a person crosses the door line left to right (A -> B) and walks on; a B -> A rule stays silent
-    cross = Walker(path=((0.0, 0.10, 0.93), (10.0, 0.90, 0.93)))
-    t_cross = first_sample_at_or_after((DOOR_A[0] - 0.10) / 0.80 * 10.0 + 1e-6)
-    out.append(
-        Case(
-            "cross_line",
-            Scene(seconds=12.0, walkers=(cross,), noise=2.0),
-            DOOR_BOTH_WAYS,
-            (Expected("line_crossing", "door-in", t_cross, "door"),),
-        )
-    )
+    # 2. a person crosses the door line left to right (A -> B) and walks on
+    out.append(_door_crossing("cross_line", 0.10, 0.90, walk_s=10.0, seconds=12.0))
     # 2b. a person walking at a normal pace (~0.8 body heights a second) crosses back, B -> A
-    brisk = Walker(path=((0.0, 0.95, 0.93), (3.6, 0.05, 0.93)))
-    t_back = first_sample_at_or_after((0.95 - DOOR_A[0]) / 0.90 * 3.6 + 1e-6)
-    out.append(
-        Case(
-            "brisk_crossing",
-            Scene(seconds=5.0, walkers=(brisk,), noise=2.0),
-            DOOR_BOTH_WAYS,
-            (Expected("line_crossing", "door-out", t_back, "door"),),
-        )
-    )
+    out.append(_door_crossing("brisk_crossing", 0.95, 0.05, walk_s=3.6, seconds=5.0))
     # 3. a group of three gathers in the zone
     group = (
         Walker(path=((0.0, 0.05, 0.93), (6.0, 0.62, 0.93), (30.0, 0.62, 0.93)), height=0.5, sprite=0),
