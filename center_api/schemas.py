@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from center_api.workflow import Status
 from contracts import DetectedObject, GeoPoint
@@ -74,6 +74,45 @@ class IncidentDetail(IncidentPublic):
     history: list[EventPublic]
     time_to_acknowledge_s: float | None = None
     time_to_resolve_s: float | None = None
+
+
+class IncidentQuery(BaseModel):
+    """The filters of `GET /api/v1/incidents` (its query parameters); the store reads them as they are."""
+
+    model_config = ConfigDict(frozen=True)  # not `forbid`: `cursor`, `limit` and `token` share the query
+
+    cell: str | None = Field(default=None, max_length=64, description="Grid cell id")
+    community: str | None = Field(default=None, max_length=64, description="Community id")
+    street: str | None = Field(default=None, max_length=64, description="Street/township id")
+    district: str | None = Field(default=None, max_length=64, description="District/county id")
+    station: str | None = Field(default=None, max_length=64, description="Police station id")
+    camera: str | None = Field(default=None, max_length=128, description="Camera id")
+    kind: str | None = Field(default=None, max_length=32, description="Alert kind, e.g. intrusion")
+    severity: int | None = Field(default=None, ge=1, le=4, description="1 (highest) .. 4")
+    status: Status | None = Field(default=None, description="Workflow status")
+    since: datetime | None = Field(
+        default=None, description="Incidents still active at or after this time (last_seen >= since)"
+    )
+    until: datetime | None = Field(
+        default=None, description="Incidents that began before this time (first_seen < until)"
+    )
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_only(cls, value: Any) -> Any:
+        # pydantic would take a bare number as Unix seconds: a time in a query is ISO 8601 or nothing.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("give an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z")
+        if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+            raise ValueError("give an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z, not a number")
+        return value
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class TransitionIn(BaseModel):

@@ -9,18 +9,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors
 from center_api.auth import Principal
 from center_api.errors import NotFound
-from center_api.schemas import IncidentDetail, IncidentPage, IncidentPublic, TransitionIn
+from center_api.schemas import IncidentDetail, IncidentPage, IncidentPublic, IncidentQuery, TransitionIn
 from center_api.services import CenterServices
 from center_api.store.models import Incident
-from center_api.store.queries import IncidentFilter, incident_public
-from center_api.workflow import OPEN_STATUSES, Status
+from center_api.store.queries import MAX_ID, incident_public
+from center_api.workflow import OPEN_STATUSES
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+
+# Ids are 64-bit: a larger one is refused as invalid (422) instead of reaching the database.
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")]
 
 
 async def _visible(services: CenterServices, principal: Principal, incident_id: int) -> Incident:
@@ -40,45 +43,16 @@ async def _visible(services: CenterServices, principal: Principal, incident_id: 
 async def list_incidents(
     services: ServicesDep,
     principal: IncidentViewerDep,
-    cell: str | None = None,
-    community: str | None = None,
-    street: str | None = None,
-    district: str | None = None,
-    station: str | None = None,
-    camera: str | None = None,
-    kind: str | None = None,
-    severity: Annotated[int | None, Query(ge=1, le=4)] = None,
-    status_: Annotated[Status | None, Query(alias="status")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    filters: Annotated[IncidentQuery, Query()],
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentPage:
-    f = IncidentFilter(
-        cell=cell,
-        community=community,
-        street=street,
-        district=district,
-        station=station,
-        camera=camera,
-        kind=kind,
-        severity=severity,
-        status=status_.value if status_ else None,
-        since=_utc(since),
-        until=_utc(until),
-    )
     rows, next_cursor = await services.reader.list(
-        f, station_scope=principal.station_scope, cursor=cursor, limit=limit
+        filters, station_scope=principal.station_scope, cursor=cursor, limit=limit
     )
     page = IncidentPage(items=[incident_public(r) for r in rows], next_cursor=next_cursor)
     # Serialise once (the model was built from trusted rows; skip FastAPI's second validation pass).
     return Response(page.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get(
@@ -88,7 +62,7 @@ def _utc(value: datetime | None) -> datetime | None:
     responses=route_errors(404),
 )
 async def get_incident(
-    incident_id: int, services: ServicesDep, principal: IncidentViewerDep
+    incident_id: IncidentId, services: ServicesDep, principal: IncidentViewerDep
 ) -> IncidentDetail:
     row = await _visible(services, principal, incident_id)
     return await services.reader.detail(row)
@@ -100,7 +74,9 @@ async def get_incident(
     summary="Latest snapshot (image/jpeg)",
     responses={200: {"content": {"image/jpeg": {}}}, **route_errors(404)},
 )
-async def get_snapshot(incident_id: int, services: ServicesDep, principal: IncidentViewerDep) -> Response:
+async def get_snapshot(
+    incident_id: IncidentId, services: ServicesDep, principal: IncidentViewerDep
+) -> Response:
     row = await _visible(services, principal, incident_id)
     if not row.snapshot:
         raise NotFound("incident has no snapshot", code="no_snapshot")
@@ -128,7 +104,7 @@ def _missing_snapshot(services: CenterServices, row: Incident) -> NotFound:
     responses=route_errors(404, 409),
 )
 async def transition(
-    incident_id: int, body: TransitionIn, services: ServicesDep, principal: IncidentViewerDep
+    incident_id: IncidentId, body: TransitionIn, services: ServicesDep, principal: IncidentViewerDep
 ) -> IncidentPublic:
     # NotFound (absent or out of scope) and TransitionError (409) come from the writer as they are.
     event = await services.writer.transition(

@@ -5,31 +5,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.errors import BadRequest
-from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic
+from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic, IncidentQuery
 from center_api.store.models import Incident, IncidentEvent
 from center_api.workflow import sla_seconds
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentFilter:
-    cell: str | None = None
-    community: str | None = None
-    street: str | None = None
-    district: str | None = None
-    station: str | None = None
-    camera: str | None = None
-    kind: str | None = None
-    severity: int | None = None
-    status: str | None = None
-    since: datetime | None = None  # incidents still active at or after `since` (last_seen >= since)
-    until: datetime | None = None  # incidents that began before `until` (first_seen < until)
 
 
 class CursorError(BadRequest):
@@ -42,12 +25,18 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"i{last_id}".encode()).decode().rstrip("=")
 
 
+MAX_ID = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("i"):
+        if not raw.startswith("i") or not raw[1:].isdigit():
             raise ValueError(raw)
-        return int(raw[1:])
+        value = int(raw[1:])
+        if value > MAX_ID:  # the ids are 64-bit: a larger one is not ours, and the database would refuse it
+            raise ValueError(raw)
+        return value
     except (ValueError, UnicodeDecodeError):
         raise CursorError(f"bad cursor {cursor!r}") from None
 
@@ -57,7 +46,7 @@ def incident_public(incident: Incident) -> IncidentPublic:
     return IncidentPublic.model_validate(incident)
 
 
-def apply_filter(stmt: Select, f: IncidentFilter, station_scope: str | None) -> Select:
+def apply_filter(stmt: Select, f: IncidentQuery, station_scope: str | None) -> Select:
     pairs = (
         (Incident.cell_id, f.cell),
         (Incident.community_id, f.community),
@@ -85,7 +74,7 @@ class IncidentReader:
         self._sessions = sessions
 
     async def list(
-        self, f: IncidentFilter, *, station_scope: str | None, cursor: str | None, limit: int
+        self, f: IncidentQuery, *, station_scope: str | None, cursor: str | None, limit: int
     ) -> tuple[list[Incident], str | None]:
         """Newest first by id (stable under concurrent inserts and folds); `station_scope` None = all."""
         stmt = apply_filter(select(Incident), f, station_scope)

@@ -159,3 +159,54 @@ async def test_escalation(center_factory, database_url, redis_db) -> None:
     assert item["camera_id"] == "cam-urgent"
     detail = (await center.client.get(f"/api/v1/incidents/{item['id']}", headers=CITY)).json()
     assert [h["event"] for h in detail["history"]] == ["created", "escalated"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/api/v1/incidents", {"since": "1700000000"}, 422),  # a bare number is not a date-time
+        ("/api/v1/incidents", {"until": "-5.5"}, 422),
+        ("/api/v1/incidents", {"severity": "9"}, 422),
+        ("/api/v1/incidents", {"status": "open"}, 422),
+        (
+            "/api/v1/incidents",
+            {"cursor": "aTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ"},
+            400,
+        ),  # i + 21 digits: past 64 bits
+        ("/api/v1/incidents", {"cursor": "aS0x"}, 400),  # "i-1"
+        ("/api/v1/incidents/99999999999999999999", {}, 422),
+        ("/api/v1/incidents/0", {}, 422),
+        ("/api/v1/incidents/9223372036854775807", {}, 404),  # the largest id is a valid id, just absent
+    ],
+)
+async def test_out_of_range_input_is_refused_not_a_server_error(
+    center_factory, database_url, redis_db, path: str, params: dict[str, str], status: int
+) -> None:
+    center = await center_factory(database_url)
+    r = await center.client.get(path, params=params, headers=auth("city_command", None))
+    assert r.status_code == status, r.text
+    body = r.json()
+    if status == 422:
+        assert isinstance(body["detail"], list)  # FastAPI's validation array, as the document says
+    else:
+        assert body["code"] in {"bad_cursor", "incident_not_found"}
+
+
+async def test_iso_times_in_any_offset_filter_alike(center_factory, database_url, redis_db) -> None:
+    center = await center_factory(database_url)
+    alert = make_alert(NANGUAN_1, captured_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    xadd(redis_db, alert)
+    city = auth("city_command", None)
+
+    async def stored():
+        r = await center.client.get("/api/v1/incidents", headers=city)
+        return r.json()["items"]
+
+    await poll(stored)
+    for since in ("2026-03-01T11:59:00Z", "2026-03-01T19:59:00+08:00", "2026-03-01T11:59:00"):
+        r = await center.client.get("/api/v1/incidents", params={"since": since}, headers=city)
+        assert [i["alert_id"] for i in r.json()["items"]] == [alert.id], since
+    r = await center.client.get(
+        "/api/v1/incidents", params={"since": "2026-03-01T20:01:00+08:00"}, headers=city
+    )
+    assert r.json()["items"] == []
