@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
@@ -67,6 +68,17 @@ async def ensure_group(redis: Redis, stream: str = ALERTS_STREAM, group: str = C
             raise
 
 
+@dataclass(frozen=True, slots=True)
+class ConsumerTuning:
+    """How the consumer reads, claims and reaps (the center's settings give each)."""
+
+    batch_size: int = 200  # entries read and committed at once
+    block_ms: int = 1000  # XREADGROUP block time
+    claim_idle_ms: int = 60_000  # another consumer's pending entries idle this long are claimed
+    claim_every_s: float = 5.0  # how often XAUTOCLAIM runs
+    reap_idle_ms: int = 3_600_000  # consumers silent this long with nothing pending are removed
+
+
 class AlertConsumer:
     def __init__(
         self,
@@ -78,11 +90,7 @@ class AlertConsumer:
         snapshots: SnapshotStore,
         on_events: EventSink,
         metrics: CenterMetrics,
-        batch_size: int = 200,
-        block_ms: int = 1000,
-        claim_idle_ms: int = 60_000,
-        claim_every_s: float = 5.0,
-        reap_idle_ms: int = 3_600_000,
+        tuning: ConsumerTuning = ConsumerTuning(),  # noqa: B008 - frozen, so one shared default is safe
     ) -> None:
         self._redis = redis
         self.consumer = consumer
@@ -91,11 +99,7 @@ class AlertConsumer:
         self._snapshots = snapshots
         self._on_events = on_events
         self._metrics = metrics
-        self._batch = batch_size
-        self._block_ms = block_ms
-        self._claim_idle_ms = claim_idle_ms
-        self._claim_every_s = claim_every_s
-        self._reap_idle_ms = reap_idle_ms
+        self._tuning = tuning
         self._recover = True  # read our own pending entries first (a restart under the same name)
         self._next_claim = 0.0
         self._claim_cursor = "0-0"
@@ -124,14 +128,14 @@ class AlertConsumer:
         handled = 0
         now = time.monotonic()
         if now >= self._next_claim:
-            self._next_claim = now + self._claim_every_s
+            self._next_claim = now + self._tuning.claim_every_s
             handled += await self.claim_idle()
             await self.reap_dead()
         if self._recover:
             reply = cast(
                 StreamsReply,
                 await self._redis.xreadgroup(
-                    CENTER_GROUP, self.consumer, {ALERTS_STREAM: "0"}, count=self._batch
+                    CENTER_GROUP, self.consumer, {ALERTS_STREAM: "0"}, count=self._tuning.batch_size
                 ),
             )
             entries = reply[0][1] if reply else []
@@ -142,7 +146,11 @@ class AlertConsumer:
         reply = cast(
             StreamsReply,
             await self._redis.xreadgroup(
-                CENTER_GROUP, self.consumer, {ALERTS_STREAM: ">"}, count=self._batch, block=self._block_ms
+                CENTER_GROUP,
+                self.consumer,
+                {ALERTS_STREAM: ">"},
+                count=self._tuning.batch_size,
+                block=self._tuning.block_ms,
             ),
         )
         for _stream, entries in reply or []:
@@ -157,9 +165,9 @@ class AlertConsumer:
                 ALERTS_STREAM,
                 CENTER_GROUP,
                 self.consumer,
-                self._claim_idle_ms,
+                self._tuning.claim_idle_ms,
                 start_id=cursor,
-                count=self._batch,
+                count=self._tuning.batch_size,
             )
             cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
             entries = [e for e in reply[1] if e and e[1] is not None]
@@ -175,7 +183,9 @@ class AlertConsumer:
         """Delete consumers silent for `reap_idle_ms` with nothing pending (their entries were claimed)."""
         reaped = cast(
             list[bytes],
-            await self._redis.eval(_REAP, 1, ALERTS_STREAM, CENTER_GROUP, self._reap_idle_ms, self.consumer),
+            await self._redis.eval(
+                _REAP, 1, ALERTS_STREAM, CENTER_GROUP, self._tuning.reap_idle_ms, self.consumer
+            ),
         )
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in reaped or []]
         if names:

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from center_api.cameras.registry import CameraRegistry
-from center_api.consumer import AlertConsumer, ensure_group
+from center_api.consumer import AlertConsumer, ConsumerTuning, ensure_group
 from center_api.feeds import FeedHub
 from center_api.grid import CellLocator, City, load_city
 from center_api.metrics import CenterMetrics
@@ -102,11 +102,7 @@ def _background(services: CenterServices) -> list[asyncio.Task[None]]:
         snapshots=services.snapshots,
         on_events=services.hub.publish,
         metrics=services.metrics,
-        batch_size=s.batch_size,
-        block_ms=s.block_ms,
-        claim_idle_ms=s.claim_idle_ms,
-        claim_every_s=s.claim_every_s,
-        reap_idle_ms=s.reap_idle_ms,
+        tuning=ConsumerTuning(s.batch_size, s.block_ms, s.claim_idle_ms, s.claim_every_s, s.reap_idle_ms),
     )
     tasks = [
         asyncio.create_task(consumer.run(), name="alert-consumer"),
