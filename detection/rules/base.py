@@ -58,6 +58,11 @@ class RuleEvent:
         return cls(config.kind, config.id, config.severity, t, zone, objects, detail)
 
 
+def fire(config: Any, t: float, objects: Detections, detail: str, *, zone: str | None) -> list[RuleEvent]:
+    """What a rule's `update` returns when it fires: one event at frame time `t`, with its objects."""
+    return [RuleEvent.of(config, t, zone=zone, objects=objects, detail=detail)]
+
+
 class Rule(Protocol):
     # Read-only: each rule sets them once from its config (whose `kind` is a narrower Literal).
     @property

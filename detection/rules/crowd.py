@@ -7,7 +7,7 @@ episode alerts only after `cooldown_s` since the last alert.
 from __future__ import annotations
 
 from contracts.rules import CrowdRuleConfig
-from detection.rules.base import Observation, RuleEvent, in_windows
+from detection.rules.base import Observation, RuleEvent, fire, in_windows
 from detection.rules.zone import ZoneFilter
 
 
@@ -43,14 +43,9 @@ class CrowdRule:
         ):
             self._fired = True
             self._last_alert = obs.t
-            return [
-                RuleEvent.of(
-                    cfg,
-                    obs.t,
-                    zone=cfg.zone,
-                    objects=det.select(mask),
-                    detail=f"{count} people in zone {cfg.zone} for {obs.t - self._since:.0f} s "
-                    f"(limit {cfg.min_count} for {cfg.min_duration_s:.0f} s)",
-                )
-            ]
+            detail = (
+                f"{count} people in zone {cfg.zone} for {obs.t - self._since:.0f} s "
+                f"(limit {cfg.min_count} for {cfg.min_duration_s:.0f} s)"
+            )
+            return fire(cfg, obs.t, det.select(mask), detail, zone=cfg.zone)
         return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.rules import IntrusionRuleConfig, VehicleZoneRuleConfig
-from detection.rules.base import Observation, RuleEvent, in_windows, track_keys
+from detection.rules.base import Observation, RuleEvent, fire, in_windows, track_keys
 from detection.rules.zone import ZoneFilter
 
 
@@ -57,12 +57,6 @@ class ZoneIntrusionRule:
         objects = det.select(firing)
         what = "vehicle" if cfg.kind == "vehicle_restricted" else "object"
         names = ", ".join(sorted({objects.class_name(i) for i in range(len(objects))}))
-        return [
-            RuleEvent.of(
-                cfg,
-                obs.t,
-                zone=cfg.zone,
-                objects=objects,
-                detail=f"{len(objects)} {what}(s) ({names}) in zone {cfg.zone}",
-            )
-        ]
+        return fire(
+            cfg, obs.t, objects, f"{len(objects)} {what}(s) ({names}) in zone {cfg.zone}", zone=cfg.zone
+        )

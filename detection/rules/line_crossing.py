@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.rules import LineCrossingRuleConfig
-from detection.rules.base import Observation, RuleEvent, in_windows
+from detection.rules.base import Observation, RuleEvent, fire, in_windows
 from detection.rules.zone import ZoneFilter
 
 
@@ -77,13 +77,8 @@ class LineCrossingRule:
         if not firing:
             return []
         arrows = ", ".join(sorted(set(directions))).replace("_to_", "->").upper()
-        return [
-            RuleEvent.of(
-                cfg,
-                obs.t,
-                zone=cfg.line,
-                objects=det.select(firing),
-                detail=f"{len(firing)} crossing(s) of line {cfg.line} {arrows}; "
-                f"counts A->B {self.counts['a_to_b']}, B->A {self.counts['b_to_a']}",
-            )
-        ]
+        detail = (
+            f"{len(firing)} crossing(s) of line {cfg.line} {arrows}; "
+            f"counts A->B {self.counts['a_to_b']}, B->A {self.counts['b_to_a']}"
+        )
+        return fire(cfg, obs.t, det.select(firing), detail, zone=cfg.line)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.rules import LoiteringRuleConfig
-from detection.rules.base import Observation, RuleEvent, in_windows
+from detection.rules.base import Observation, RuleEvent, fire, in_windows
 from detection.rules.zone import ZoneFilter
 
 
@@ -47,13 +47,5 @@ class LoiteringRule:
             return []
         objects = det.select(firing)
         dwell = max(obs.t - self._stays[int(t)].since for t in objects.tracker_id)
-        return [
-            RuleEvent.of(
-                cfg,
-                obs.t,
-                zone=cfg.zone,
-                objects=objects,
-                detail=f"{len(objects)} track(s) in zone {cfg.zone} for {dwell:.0f} s "
-                f"(limit {cfg.dwell_s:.0f} s)",
-            )
-        ]
+        detail = f"{len(objects)} track(s) in zone {cfg.zone} for {dwell:.0f} s (limit {cfg.dwell_s:.0f} s)"
+        return fire(cfg, obs.t, objects, detail, zone=cfg.zone)
