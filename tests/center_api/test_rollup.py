@@ -6,12 +6,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
 
 from center_api.grid.locate import Placement
 from center_api.store.db import make_engine, migrate, session_factory
 from center_api.store.incidents import IncidentWriter, RoutedAlert
-from center_api.store.models import Incident, IncidentCount
+from center_api.store.models import Incident, IncidentCount, UTCDateTime
 from center_api.store.rollup import ceil_day, day_of, rebuild
 from center_api.store.stats import UNIT_COLUMNS, StatsReader
 from contracts import Alert, AlertKind
@@ -49,16 +49,20 @@ def _random_time(rng: random.Random) -> datetime:
 
 
 async def _raw_counts(sessions, by, since, until, scope) -> dict:
-    col = UNIT_COLUMNS[by]
-    stmt = select(col, Incident.kind, func.count()).group_by(col, Incident.kind)
-    if since is not None:
-        stmt = stmt.where(Incident.first_seen >= since)
-    if until is not None:
-        stmt = stmt.where(Incident.first_seen < until)
-    if scope is not None:
-        stmt = stmt.where(Incident.station_id == scope)
+    """The reference answer, written apart from the store's query: plain SQL over the raw table."""
+    col = UNIT_COLUMNS[by].name
+    conditions = {
+        "since": "first_seen >= :since",
+        "until": "first_seen < :until",
+        "scope": "station_id = :scope",
+    }
+    given = {k: v for k, v in {"since": since, "until": until, "scope": scope}.items() if v is not None}
+    where = f"WHERE {' AND '.join(conditions[k] for k in given)}" if given else ""
+    sql = text(f"SELECT {col}, kind, count(*) FROM incidents {where} GROUP BY {col}, kind").bindparams(
+        *(bindparam(k, type_=UTCDateTime()) for k in given if k != "scope")
+    )
     async with sessions() as session:
-        return {(u, k): n for u, k, n in (await session.execute(stmt)).all()}
+        return {(u, k): n for u, k, n in (await session.execute(sql, given)).all()}
 
 
 def _flatten(counts: list) -> dict:
