@@ -18,7 +18,7 @@ from sqlalchemy.orm import attributes, configure_mappers
 
 from center_api.grid.locate import Placement
 from center_api.store.models import Incident
-from center_api.workflow import Status
+from center_api.workflow import STAMP_COLUMN, Status
 from contracts import Alert
 
 # Declarative types `__table__` as FromClause; for a mapped class it is always a Table.
@@ -66,6 +66,10 @@ def objects_of(alert: Alert) -> list[dict[str, Any]]:
     return [o.model_dump(mode="json") for o in alert.objects]
 
 
+# The times a new incident has not reached yet: every workflow stamp, and escalation.
+_NOT_YET = dict.fromkeys(sorted({*STAMP_COLUMN.values(), "escalated_at"}))
+
+
 def new_incident(
     alert: Alert, placement: Placement, snapshot: str | None, key: str, now: datetime
 ) -> Incident:
@@ -96,11 +100,8 @@ def new_incident(
             detail=a.detail,
             snapshot=snapshot,
             created_at=now,
-            acknowledged_at=None,
-            dispatched_at=None,
-            resolved_at=None,
-            escalated_at=None,
             open_key=key,
+            **_NOT_YET,
         )
     )
 
