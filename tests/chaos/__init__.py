@@ -1,0 +1,1 @@
+"""Chaos: real processes and servers killed mid-flow; every alert handed over is stored exactly once."""
