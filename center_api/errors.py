@@ -20,6 +20,7 @@ route, 405 of a wrong method) gets the same body. Request validation errors keep
      │    └── NoCommonCodec          no_common_codec          (live.relay)
      ├── Unprocessable           422 unprocessable          (a well-formed request the domain refuses)
      │    └── UnknownCell            unknown_cell             (cameras.registry)
+     ├── TooManyRequests         429 too_many_requests      (a client limit: feeds per token, bad tokens)
      └── Unavailable             503 unavailable
           ├── CameraOffline          camera_offline           (live.source)
           └── LiveBusy               live_busy                (live.relay)
@@ -110,6 +111,12 @@ class Unprocessable(CenterError, status=422, code="unprocessable"):
     """
 
 
+class TooManyRequests(CenterError, status=429, code="too_many_requests"):
+    """A per-client limit is reached (feed connections of one token, failed token checks of one address).
+
+    The message names the limit; `headers` may carry `Retry-After`."""
+
+
 class Unavailable(CenterError, status=503, code="unavailable"):
     """The center, or something it depends on (a camera stream), cannot serve this now; try later."""
 
@@ -168,6 +175,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "PayloadTooLarge",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
