@@ -16,9 +16,13 @@ moves an earlier journal's `<seq>.json` + `<seq>.jpg` pairs into the log. A segm
 record in it is acknowledged, so with Redis up the disk holds one or two segments.
 
 Bounds: `max_entries`, and `max_bytes` of alert and snapshot bytes held (each record adds 20 bytes). An append
-that goes over drops the oldest snapshots first (the alert stays, without its picture) until the journal is
-`slack` bytes under `max_bytes`, then the oldest alerts, and counts both; segments that lost snapshots are
-rewritten so that their disk space comes back.
+that goes over `max_entries` drops the oldest alerts; one that goes over `max_bytes` drops the oldest
+snapshots first (the alert stays, without its picture) until the journal is `slack` bytes (`max_bytes` / 16,
+at most one segment) under `max_bytes`, then the oldest alerts. Both are counted: `dropped_alerts` (alerts
+gone unsent, with whatever snapshot they still had) and `dropped_snapshots` (snapshots taken off an alert,
+also when that alert is dropped later). Segments that lost snapshots are rewritten, and segments whose every
+record was dropped are deleted at once, so that the disk holds what the journal holds plus at most one
+segment, however long the outage.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ class AlertJournal:
             with self._lock:
                 self._recover()
                 self._import_file_pairs()
-                self._enforce_bounds()
+                _delete(self._enforce_bounds())
                 self._fsync_all()  # what a killed predecessor wrote may still sit in the page cache only
         except BaseException:
             self._close_files()
@@ -160,8 +164,9 @@ class AlertJournal:
             if self._closing:
                 raise ValueError(f"journal {self.directory} is closed")
             seq = self._append(alert_json, snapshot)
-            self._enforce_bounds()
-            return seq
+            spent = self._enforce_bounds()
+        _delete(spent)  # as in `ack`: not under the lock
+        return seq
 
     def _append(self, alert_json: bytes, snapshot: bytes) -> int:
         seg = self._segments[-1]
@@ -237,7 +242,7 @@ class AlertJournal:
         segments.write_head(self._head_fd, self._entries[0].seq if self._entries else self._next)
 
     def _take_spent_segments(self) -> list[Segment]:
-        """Take the segments whose every record is acknowledged off the log (for `_delete`)."""
+        """Take the segments whose every record is acknowledged or dropped off the log (for `_delete`)."""
         first_held = self._entries[0].seq if self._entries else self._next
         spent = []
         while len(self._segments) > 1 and self._segments[0].last_seq < first_held:
@@ -246,14 +251,18 @@ class AlertJournal:
         return spent
 
     # --- bounds ----------------------------------------------------------------------------------------
-    def _enforce_bounds(self) -> None:
+    def _enforce_bounds(self) -> list[Segment]:
+        """Drop what the bounds do not hold (over `max_entries`: the oldest alerts; over `max_bytes`: the
+        oldest snapshots, down to `slack` under the bound, then the oldest alerts) and take the segments left
+        without a held record off the log (returned, for `_delete`): the disk stays bounded through an
+        outage, whichever bound drops."""
         dropped = False
         while len(self._entries) > self.max_entries:
             self._drop_oldest_alert()
             dropped = True
+        touched: dict[int, Segment] = {}
         if self._bytes > self.max_bytes:
             target = self.max_bytes - self.slack
-            touched: dict[int, Segment] = {}
             for slot in self._entries:
                 if self._bytes <= target:
                     break
@@ -265,11 +274,12 @@ class AlertJournal:
             while self._bytes > self.max_bytes and self._entries:
                 self._drop_oldest_alert()
                 dropped = True
-            if dropped:
-                _delete(self._take_spent_segments())
-            self._compact([seg for seg in touched.values() if seg in self._segments])
+        spent: list[Segment] = []
         if dropped:
-            self._persist_head()
+            self._persist_head()  # before the segments go: a stale head would bring dropped records back
+            spent = self._take_spent_segments()
+        self._compact([seg for seg in touched.values() if seg in self._segments])
+        return spent
 
     def _drop_oldest_alert(self) -> None:
         slot = self._entries.popleft()
