@@ -6,12 +6,18 @@ clients that cannot set headers, in the `token` query parameter. The signing sec
 `app.state.settings`, set by `create_app`.
 
 A missing or invalid token raises `Unauthorized` (401), a role that may not do something `Forbidden` (403).
+Every bad token is counted against the client's address (`center_api.throttle`, kept on
+`app.state.token_throttle`): an address over the limit is answered `TooManyRequests` (429, `Retry-After`)
+before its token is even read.
+`/metrics` takes none of these tokens but the platform's scrape credential (`check_scrape_token`).
 Routes use the typed aliases in `center_api.api.deps` (`PrincipalDep`, `IncidentViewerDep`, ...), built from
 `current_principal` and `require_roles` here; `Principal.station_scope` says which station's data one sees.
 """
 
 from __future__ import annotations
 
+import hmac
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +29,8 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from center_api.errors import Forbidden, Unauthorized
+from center_api.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
+from center_api.throttle import TokenFailureThrottle
 
 ALGORITHM = "HS256"
 
@@ -100,17 +107,67 @@ def _secret(conn: HTTPConnection) -> str:
     return str(conn.app.state.settings.jwt_secret.get_secret_value())
 
 
-def principal_from_connection(
-    conn: HTTPConnection, credentials: HTTPAuthorizationCredentials | None
-) -> Principal:
-    """The principal of a request's token (header, else `?token=`); raises `Unauthorized` without one."""
-    token = credentials.credentials if credentials is not None else conn.query_params.get("token")
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address as the server sees it (behind a proxy: what uvicorn's proxy headers give)."""
+    return conn.client.host if conn.client is not None else "unknown"
+
+
+def _throttle(conn: HTTPConnection) -> TokenFailureThrottle:
+    """The app's table of failed token checks, built from its settings on first use."""
+    state = conn.app.state
+    throttle: TokenFailureThrottle | None = getattr(state, "token_throttle", None)
+    if throttle is None:
+        settings = state.settings
+        throttle = state.token_throttle = TokenFailureThrottle(
+            settings.token_failures_max,
+            settings.token_failure_window_s,
+            settings.token_block_s,
+            settings.token_failure_addresses,
+        )
+    return throttle
+
+
+def refuse_if_throttled(conn: HTTPConnection) -> None:
+    """Raise `TooManyRequests` (with `Retry-After`) while the client's address is refused for bad tokens."""
+    throttle = _throttle(conn)
+    wait = throttle.refusal(client_address(conn), time.monotonic())
+    if wait is not None:
+        raise TooManyRequests(
+            f"too many failed token checks from this address (limit {throttle.max_failures} in "
+            f"{throttle.window_s:g} s); retry after {math.ceil(wait)} s",
+            code="too_many_token_failures",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
+
+
+def _count_failure(conn: HTTPConnection) -> None:
+    refused = _throttle(conn).failed(client_address(conn), time.monotonic())
+    metrics = getattr(conn.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.token_failures.inc()
+        if refused:
+            metrics.addresses_refused.inc()
+
+
+def authenticate(conn: HTTPConnection, token: str | None) -> Principal:
+    """The principal of `token`: `TooManyRequests` for a refused address, `Unauthorized` (counted against the
+    address when the token is bad) for a missing or invalid one."""
+    refuse_if_throttled(conn)
     if not token:
         raise Unauthorized("missing bearer token", code="missing_token", headers=_CHALLENGE)
     try:
         return decode_token(_secret(conn), token)
     except TokenError as exc:
+        _count_failure(conn)
         raise Unauthorized(f"invalid token: {exc}", code="invalid_token", headers=_CHALLENGE) from None
+
+
+def principal_from_connection(
+    conn: HTTPConnection, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The principal of a request's token (header, else `?token=`); see `authenticate` for the errors."""
+    token = credentials.credentials if credentials is not None else conn.query_params.get("token")
+    return authenticate(conn, token)
 
 
 async def current_principal(
@@ -144,12 +201,38 @@ def bearer_from_headers(conn: HTTPConnection) -> str | None:
     return conn.query_params.get("token") or None
 
 
-def principal_for_websocket(conn: HTTPConnection) -> Principal | None:
-    """The principal of a WebSocket handshake, or None when the token is missing or invalid."""
-    token = bearer_from_headers(conn)
-    if token is None:
-        return None
+def principal_for_websocket(conn: HTTPConnection) -> Principal:
+    """The principal of a WebSocket handshake; raises as `authenticate` does."""
+    return authenticate(conn, bearer_from_headers(conn))
+
+
+# The scrape credential: its own scheme in the OpenAPI document (it is no JWT).
+_scrape_bearer = HTTPBearer(
+    auto_error=False, scheme_name="MetricsToken", description="The scrape token (GRIDWATCH_METRICS_TOKEN)"
+)
+
+
+async def check_scrape_token(
+    conn: HTTPConnection, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scrape_bearer)]
+) -> None:
+    """FastAPI dependency of `/metrics`: the configured scrape token in `Authorization: Bearer`, nothing else.
+
+    Unset in the settings: 404 `metrics_disabled`. A user's JWT, however valid, is 403 (the metrics hold every
+    station's counts); any other credential is a bad token (401, counted against the address)."""
+    expected = conn.app.state.settings.metrics_token
+    if expected is None:
+        raise NotFound(
+            "metrics are off: no scrape token is configured (metrics_token)", code="metrics_disabled"
+        )
+    refuse_if_throttled(conn)
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing scrape token", code="missing_token", headers=_CHALLENGE)
+    given = credentials.credentials.encode()
+    if hmac.compare_digest(given, expected.get_secret_value().encode()):
+        return
     try:
-        return decode_token(_secret(conn), token)
+        decode_token(_secret(conn), credentials.credentials)
     except TokenError:
-        return None
+        _count_failure(conn)
+        raise Unauthorized("invalid scrape token", code="invalid_token", headers=_CHALLENGE) from None
+    raise Forbidden("/metrics takes the scrape token, not a user token", code="metrics_token_required")

@@ -8,6 +8,8 @@ come back too and are ignored, so a client gets each message once.
 
 Each client has a bounded queue: a client that falls behind is dropped (it resumes from its last event id,
 replayed from the store by `replay`, the same code for WebSocket and SSE), so no client can grow memory.
+And one owner (a token subject) holds at most `limit` clients at once: `connect` refuses the next one with
+`FeedClientLimit` (429), so no one token can hold the replica's connections.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -28,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from center_api.errors import TooManyRequests
 from center_api.metrics import CenterMetrics
 from center_api.schemas import FeedEventType, FeedMessage, IncidentPublic
 from center_api.store.queries import IncidentReader, incident_public
@@ -72,12 +75,21 @@ def replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+class FeedClientLimit(TooManyRequests):
+    """The owner already holds its limit of feed clients on this replica."""
+
+    code = "too_many_feed_clients"
+
+
 class FeedClient:
     """One connected client. `station_scope` None = city-wide. `get()` returns (event_id, JSON) or DROPPED."""
 
-    def __init__(self, station_scope: str | None, maxsize: int, transport: str) -> None:
+    def __init__(
+        self, station_scope: str | None, maxsize: int, transport: str, owner: Hashable | None = None
+    ) -> None:
         self.station_scope = station_scope
         self.transport = transport
+        self.owner = owner
         self.queue: asyncio.Queue[FeedItem] = asyncio.Queue(maxsize=maxsize)
         self.dropped = False
         self.replayed_through = 0  # the last event id `replay` sent; `get()` skips what it already sent
@@ -131,6 +143,7 @@ class FeedHub:
         self._queue_size = queue_size
         self.replica = replica or replica_id()
         self._clients: set[FeedClient] = set()
+        self._owned: dict[Hashable, int] = {}  # clients open per owner (only owners with one or more)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -138,16 +151,47 @@ class FeedHub:
     def clients(self) -> int:
         return len(self._clients)
 
-    def connect(self, station_scope: str | None, transport: str) -> FeedClient:
-        client = FeedClient(station_scope, self._queue_size, transport)
+    def connect(
+        self,
+        station_scope: str | None,
+        transport: str,
+        *,
+        owner: Hashable | None = None,
+        limit: int | None = None,
+    ) -> FeedClient:
+        """A new client; `FeedClientLimit` when `owner` already holds `limit` clients (None: no limit)."""
+        if owner is not None:
+            held = self._owned.get(owner, 0)
+            if limit is not None and held >= limit:
+                self._metrics.feed_refused.inc()
+                raise FeedClientLimit(
+                    f"this token already holds {held} feed connections (limit {limit} per token "
+                    "subject); close one first"
+                )
+            self._owned[owner] = held + 1
+        client = FeedClient(station_scope, self._queue_size, transport, owner)
         self._clients.add(client)
         self._metrics.feed_clients.labels(transport).inc()
         return client
+
+    def held_by(self, owner: Hashable) -> int:
+        """Clients `owner` holds open now."""
+        return self._owned.get(owner, 0)
 
     def disconnect(self, client: FeedClient) -> None:
         if client in self._clients:
             self._clients.discard(client)
             self._metrics.feed_clients.labels(client.transport).dec()
+            self._release(client)
+
+    def _release(self, client: FeedClient) -> None:
+        if client.owner is None or client.owner not in self._owned:
+            return
+        left = self._owned[client.owner] - 1
+        if left > 0:
+            self._owned[client.owner] = left
+        else:
+            del self._owned[client.owner]
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """Deliver committed events to this replica's clients now, then PUBLISH each once for the others.
@@ -219,6 +263,7 @@ class FeedHub:
             with contextlib.suppress(asyncio.QueueFull):
                 client.queue.put_nowait(DROPPED)
         self._clients.clear()
+        self._owned.clear()
 
     async def _listen(self) -> None:
         backoff = 0.2

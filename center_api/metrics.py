@@ -39,6 +39,17 @@ class CenterMetrics:
         self.open_incidents = gauge("gridwatch_center_open_incidents", "Open incidents", ["station"])
         self.feed_clients = gauge("gridwatch_center_feed_clients", "Connected feed clients", ["transport"])
         self.feed_dropped = counter("gridwatch_center_feed_clients_dropped", "Slow feed clients dropped")
+        self.feed_refused = counter(
+            "gridwatch_center_feed_clients_refused",
+            "Feed connections refused: the token subject already holds feed_clients_per_subject",
+        )
+        self.token_failures = counter(
+            "gridwatch_center_token_failures", "Bad tokens presented (counted against the client address)"
+        )
+        self.addresses_refused = counter(
+            "gridwatch_center_addresses_refused",
+            "Client addresses refused for token_block_s after too many failed token checks",
+        )
         self.feed_received = counter(
             "gridwatch_center_feed_received",
             "Messages read from the feed channels: delivered (another replica's), own (ignored), malformed",

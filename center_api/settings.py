@@ -59,6 +59,40 @@ class CenterSettings(BaseModel):
         default=256, ge=1, le=100_000, description="Messages buffered per feed client before it is dropped"
     )
     sse_keepalive_s: float = Field(default=15.0, gt=0, le=300, description="SSE comment keep-alive interval")
+    feed_clients_per_subject: int = Field(
+        default=8,
+        ge=1,
+        le=10_000,
+        description="Feed connections (WebSocket and SSE together) one token subject may hold open on one "
+        "replica; the next is refused (SSE 429, WebSocket close 4429)",
+    )
+    token_failures_max: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Failed token checks from one client address within token_failure_window_s before "
+        "that address is refused (429 with Retry-After) for token_block_s",
+    )
+    token_failure_window_s: float = Field(
+        default=60, gt=0, le=86_400, description="Window over which one address's failed token checks count"
+    )
+    token_block_s: float = Field(
+        default=300, gt=0, le=86_400, description="How long an address over token_failures_max is refused"
+    )
+    token_failure_addresses: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Client addresses whose failed token checks are tracked at once (bounded memory); the "
+        "least recently failing is forgotten first",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        max_length=4096,
+        description="Bearer credential of the Prometheus scrape of /metrics (compared in constant time; user "
+        "tokens are refused there); unset: /metrics is off (404)",
+    )
     publish_cameras: bool = Field(
         default=True, description="Import cameras.yaml into the registry and publish it to Redis at start"
     )

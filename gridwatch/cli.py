@@ -84,6 +84,11 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
         claim_idle_ms=settings.claim_idle_ms,
         reap_idle_ms=settings.reap_idle_ms,
         snapshot_retention_days=settings.snapshot_retention_days,
+        metrics_token=settings.metrics_token,
+        feed_clients_per_subject=settings.feed_clients_per_subject,
+        token_failures_max=settings.token_failures_max,
+        token_failure_window_s=settings.token_failure_window_s,
+        token_block_s=settings.token_block_s,
         live=LiveSettings(ice_servers=ice),
     )
 

@@ -58,6 +58,28 @@ class GridwatchSettings(BaseSettings):
     reap_idle_ms: int = Field(
         default=3_600_000, ge=1000, description="Center: silent consumers with nothing pending are removed"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        max_length=4096,
+        description="Center: bearer credential of the Prometheus scrape of /metrics (user tokens are refused "
+        "there); unset: /metrics is off (404)",
+    )
+    feed_clients_per_subject: int = Field(
+        default=8, ge=1, le=10_000, description="Center: feed connections one token subject may hold open"
+    )
+    token_failures_max: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Center: failed token checks from one address within the window before it is refused",
+    )
+    token_failure_window_s: float = Field(
+        default=60, gt=0, le=86_400, description="Center: window of the failed token checks of one address"
+    )
+    token_block_s: float = Field(
+        default=300, gt=0, le=86_400, description="Center: how long an address over the limit is refused"
+    )
     ice_servers: str = Field(
         default="",
         description="Live view: comma-separated stun:/turn: URLs of the site's own ICE servers; "

@@ -33,6 +33,7 @@ from ingest.probe import ProbeError, probe
 from ingest.worker import IngestWorker
 from tests.center_api.conftest import (  # noqa: F401 - fixtures are found by name
     NANGUAN_1,
+    SCRAPE,
     auth,
     center_factory,
     database_url,
@@ -215,7 +216,7 @@ async def test_the_live_view_keeps_the_password_out_of_its_answers_and_logs(
         if case != "refused-raw-password":  # FFmpeg parses that URL its own way: any honest reason will do
             assert re.search(pattern, by_case[case], re.I), (case, by_case[case])
     listing = await client.get("/api/v1/cameras", headers=integrator)
-    metrics = await client.get("/metrics", headers=viewer)
+    metrics = await client.get("/metrics", headers=SCRAPE)
     assert listing.status_code == 200 and metrics.status_code == 200
     assert_no_secret(listing.text, "the camera listing")
     assert_no_secret(metrics.text, "the center's metrics")

@@ -5,6 +5,7 @@
     IncidentViewerDep    roles that read incidents: operator, station_admin, city_command (403 otherwise)
     CameraManagerDep     roles that change the camera registry: integrator, city_command
     CameraViewerDep      every role (operators see their station's cameras only; the route scopes it)
+    ScrapeTokenDep       the platform's scrape token of `/metrics` (no user token; 404 when none is set)
 
 WebSocket handlers, which take no `Depends` for these, call `services_of(websocket)`. A route declares its
 error answers with `route_errors(<its handler's statuses>)`, which adds what these dependencies answer.
@@ -17,7 +18,14 @@ from typing import Annotated, Any
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from center_api.auth import INCIDENT_ROLES, Principal, Role, current_principal, require_roles
+from center_api.auth import (
+    INCIDENT_ROLES,
+    Principal,
+    Role,
+    check_scrape_token,
+    current_principal,
+    require_roles,
+)
 from center_api.errors import Unavailable, error_responses
 from center_api.services import CenterServices
 
@@ -40,11 +48,12 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 IncidentViewerDep = Annotated[Principal, Depends(require_roles(*INCIDENT_ROLES))]
 CameraManagerDep = Annotated[Principal, Depends(require_roles(Role.integrator, Role.city_command))]
 CameraViewerDep = Annotated[Principal, Depends(require_roles(*Role))]
+ScrapeTokenDep = Annotated[None, Depends(check_scrape_token)]
 
 # What the dependencies above answer before a handler runs: 401 and 403 from the token (every token route
-# declares both, one set for clients to handle, even where any valid token will do) and 503 from
-# `ServicesDep` before start-up.
-DEPENDENCY_ERRORS = (401, 403, 503)
+# declares both, one set for clients to handle, even where any valid token will do), 429 while the client's
+# address is refused for bad tokens, and 503 from `ServicesDep` before start-up.
+DEPENDENCY_ERRORS = (401, 403, 429, 503)
 
 
 def route_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

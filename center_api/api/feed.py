@@ -6,6 +6,9 @@ WebSocket `/api/v1/feed` and SSE `/api/v1/feed/sse` carry the same messages, one
 Both resume: a client reconnecting with `?after=<event_id>` (or a `Last-Event-ID` header, which browsers send
 on an SSE reconnect) first gets what it missed, read from the store, then the live messages. A client too slow
 to keep up is disconnected (WebSocket close code 1013; the SSE stream ends) and resumes the same way.
+One token subject holds at most `feed_clients_per_subject` feeds (WebSocket and SSE together) on a replica:
+the next is refused, SSE with 429 `too_many_feed_clients`, a WebSocket accepted and closed with 4429 and the
+reason. An address refused for bad tokens (`center_api.throttle`) gets the same 429 / 4429.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
+from starlette.websockets import WebSocketState
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors, services_of
 from center_api.auth import INCIDENT_ROLES, Principal, Role, principal_for_websocket
-from center_api.errors import BadRequest, CenterError, Forbidden, Unavailable
+from center_api.errors import BadRequest, CenterError, Forbidden, TooManyRequests, Unavailable
 from center_api.feeds import DROPPED, FeedClient, replay
 from center_api.services import CenterServices
 
@@ -28,6 +32,8 @@ router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
 
 WS_POLICY_VIOLATION = 1008
 WS_TRY_AGAIN_LATER = 1013
+WS_TOO_MANY_REQUESTS = 4429  # private-use range: HTTP's 429 as a close code
+WS_REASON_BYTES = 123  # the most a close frame's reason may carry
 
 AfterQuery = Annotated[
     int | None, Query(ge=0, description="Resume: first replay the events after this event id")
@@ -70,16 +76,25 @@ async def feed_ws(
     try:
         services = services_of(websocket)
         principal = principal_for_websocket(websocket)
-        if principal is None or principal.role not in INCIDENT_ROLES:
+        if principal.role not in INCIDENT_ROLES:
             raise Forbidden("a valid incident-reading token is required")
         scope = feed_scope(principal, station)
         resume = resume_point(after, last_event_id)
+        await websocket.accept()
+        # Subscribe before the replay: nothing falls between. Refused past the subject's limit.
+        client = services.hub.connect(
+            scope, "websocket", owner=principal, limit=services.settings.feed_clients_per_subject
+        )
+    except TooManyRequests as exc:  # a limit: accepted, then closed with a code and reason that say which
+        if websocket.client_state is WebSocketState.CONNECTING:
+            await websocket.accept()
+        await websocket.close(code=WS_TOO_MANY_REQUESTS, reason=_reason(exc.message))
+        return
     except CenterError as exc:  # refused during the handshake: the client sees HTTP 403
         retry = isinstance(exc, Unavailable)
-        await websocket.close(code=WS_TRY_AGAIN_LATER if retry else WS_POLICY_VIOLATION, reason=exc.message)
+        code = WS_TRY_AGAIN_LATER if retry else WS_POLICY_VIOLATION
+        await websocket.close(code=code, reason=_reason(exc.message))
         return
-    await websocket.accept()
-    client = services.hub.connect(scope, "websocket")  # subscribe before the replay: nothing falls between
     receiver = asyncio.create_task(_drain(websocket))
     try:
         if resume is not None:
@@ -103,6 +118,10 @@ async def feed_ws(
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
             await receiver
         services.hub.disconnect(client)
+
+
+def _reason(message: str) -> str:
+    return message.encode()[:WS_REASON_BYTES].decode(errors="ignore")
 
 
 async def _drain(websocket: WebSocket) -> None:
@@ -129,7 +148,10 @@ async def feed_sse(
 ) -> StreamingResponse:
     scope = feed_scope(principal, station)
     resume = resume_point(after, last_event_id)
-    client = services.hub.connect(scope, "sse")  # subscribe first, so nothing falls between replay and live
+    # Subscribe first, so nothing falls between replay and live; 429 past the subject's limit.
+    client = services.hub.connect(
+        scope, "sse", owner=principal, limit=services.settings.feed_clients_per_subject
+    )
     return StreamingResponse(
         _sse(services, client, resume),
         media_type="text/event-stream",

@@ -1,4 +1,9 @@
-"""The grid as GeoJSON: cells with incident counts (heat map), and the unit hierarchy."""
+"""The grid as GeoJSON: cells with incident counts (heat map), and the unit hierarchy.
+
+Both are scoped like incidents: a station's token sees its own cells and the units above them (a unit shared
+with another station's cells is listed, its other cells are not); the city command sees the whole grid.
+Integrators are refused (403): the grid's station assignment and counts are incident data, and they place
+cameras by location (the center finds the cell)."""
 
 from __future__ import annotations
 
@@ -59,8 +64,14 @@ async def cells(
 
 @router.get("/units", summary="Districts, streets and communities (no geometry)", responses=route_errors())
 async def units(services: ServicesDep, principal: IncidentViewerDep) -> list[dict[str, object]]:
+    city = services.city
+    scope = principal.station_scope
+    visible: set[str | None] | None = None  # None: every unit
+    if scope is not None:
+        lines = [line for line in city.lineage.values() if line.station_id == scope]
+        visible = {unit for line in lines for unit in (line.community_id, line.street_id, line.district_id)}
     return [
         {"id": u.id, "level": u.level.value, "code": u.code, "name": u.name, "parent": u.parent}
-        for u in services.city.units.values()
-        if u.level is not Level.cell
+        for u in city.units.values()
+        if u.level is not Level.cell and (visible is None or u.id in visible)
     ]

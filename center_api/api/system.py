@@ -1,13 +1,14 @@
 """Health (no auth), who-am-I, stations, and Prometheus metrics.
 
-The last three take any valid token, so of the token's errors only 401 happens; they declare both, as every
-token route does (`route_errors`)."""
+Who-am-I and stations take any valid token, so of the token's errors only 401 happens; they declare both, as
+every token route does (`route_errors`). The metrics hold every station's counts: they belong to the
+platform's operators and take only the scrape token (`ScrapeTokenDep`), never a user's token."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from center_api.api.deps import PrincipalDep, ServicesDep, route_errors
+from center_api.api.deps import PrincipalDep, ScrapeTokenDep, ServicesDep, route_errors
 from center_api.schemas import MePublic, StationPublic
 from center_api.settings import CenterSettings
 
@@ -63,8 +64,9 @@ metrics_router = APIRouter(tags=["system"])
 
 @metrics_router.get(
     "/metrics",
-    summary="Prometheus metrics (any valid token; scrape with bearer_token)",
-    responses=route_errors(),
+    summary="Prometheus metrics (the scrape token only; 404 when none is configured)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, **route_errors(404)},
 )
-async def metrics(principal: PrincipalDep, services: ServicesDep) -> Response:
+async def metrics(scrape: ScrapeTokenDep, services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

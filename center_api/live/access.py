@@ -2,6 +2,7 @@
 
 Access follows the incidents' station scope: an operator or station admin watches the cameras of their
 station, the city command center every camera. A camera out of scope looks the same as an unknown one (404).
+The list of cameras watched live (`GET /api/v1/live`) is scoped the same way: a station sees its own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, FastAPI
 from center_api.api.deps import IncidentViewerDep, ServicesDep
 from center_api.errors import Conflict, NotFound
 from center_api.live.relay import LiveRelay
-from center_api.live.router import build_live_router
+from center_api.live.router import CameraFilter, build_live_router
 from center_api.live.settings import LiveSettings
 
 
@@ -42,10 +43,17 @@ def center_live_router(settings: LiveSettings | None = None) -> APIRouter:
         finally:
             await relay.close()
 
-    router = build_live_router(relay, live_camera_url, status_guard=_status_guard, lifespan=lifespan)
+    router = build_live_router(relay, live_camera_url, visible_cameras=_visible_cameras, lifespan=lifespan)
     router.relay = relay  # type: ignore[attr-defined]
     return router
 
 
-async def _status_guard(principal: IncidentViewerDep) -> None:
-    """Any incident viewer may see which cameras are being watched live (counts only)."""
+async def _visible_cameras(services: ServicesDep, principal: IncidentViewerDep) -> CameraFilter:
+    """Incident viewers see which of their cameras are watched live; the city command sees every one."""
+
+    async def visible(camera_id: str) -> bool:
+        record = await services.cameras.get(camera_id)
+        # A camera gone from the registry while still pulled has no station: only the city command sees it.
+        return principal.may_see_station(record.station_id if record is not None else None)
+
+    return visible

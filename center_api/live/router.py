@@ -6,6 +6,10 @@ and returns the camera's stream URL, raising a `center_api.errors` error (404 un
 disabled) otherwise. The URL never leaves the server. The relay's errors (`LiveBusy`, `NoCommonCodec`,
 `NegotiationFailed`, `CameraOffline`) pass through as they are: the app that includes this router must
 install `center_api.errors.install_error_handlers` to answer them.
+
+`visible_cameras`, if given, is the dependency of `GET /api/v1/live` (with whatever auth it needs): it
+returns a `CameraFilter`, and the list names only the pulls of cameras it passes (a station sees its own).
+Without it every pull is listed.
 """
 
 from __future__ import annotations
@@ -20,18 +24,28 @@ from center_api.live.models import LiveAnswer, LiveOffer, LivePullPublic
 from center_api.live.relay import LiveRelay
 
 CameraUrlDependency = Callable[..., str | Awaitable[str]]
+CameraFilter = Callable[[str], Awaitable[bool]]  # camera id -> may the caller know it is watched live
 
-# What `camera_url` of the center raises (token, scope, disabled, not started), then the relay's own.
-_URL_ERRORS = (401, 403, 404, 409, 503)
+# What `camera_url` of the center raises (token, refused address, scope, disabled, not started), then the
+# relay's own; and what `visible_cameras` of the center raises.
+_URL_ERRORS = (401, 403, 404, 409, 429, 503)
+_FILTER_ERRORS = (401, 403, 429, 503)
+
+
+async def _every_camera() -> CameraFilter:
+    async def visible(_camera_id: str) -> bool:
+        return True
+
+    return visible
 
 
 def build_live_router(
     relay: LiveRelay,
     camera_url: CameraUrlDependency,
-    status_guard: Callable[..., Any] | None = None,
+    visible_cameras: Callable[..., Awaitable[CameraFilter]] | None = None,
     lifespan: Callable[..., Any] | None = None,
 ) -> APIRouter:
-    """The live-view router. `status_guard`, if given, is the dependency that protects `GET /api/v1/live`."""
+    """The live-view router. `visible_cameras`, if given, guards and scopes `GET /api/v1/live`."""
     router = APIRouter(prefix="/api/v1", tags=["live"], lifespan=lifespan)
     # A default, not an `Annotated` alias: with postponed annotations FastAPI cannot see a local alias.
     url_dep = Depends(camera_url)
@@ -57,20 +71,20 @@ def build_live_router(
         await relay.close_session(session_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    guards = [Depends(status_guard)] if status_guard is not None else []
+    filter_dep = Depends(visible_cameras or _every_camera)
 
     @router.get(
         "/live",
         response_model=list[LivePullPublic],
-        dependencies=guards,
-        responses=error_responses(401, 403) if guards else None,
+        responses=error_responses(*_FILTER_ERRORS) if visible_cameras is not None else None,
     )
-    async def live_pulls() -> list[LivePullPublic]:
+    async def live_pulls(visible: CameraFilter = filter_dep) -> list[LivePullPublic]:
         return [
             LivePullPublic(
                 camera_id=p.camera_id, viewers=p.viewers, source_codec=p.source_codec, packets=p.packets
             )
             for p in relay.status()
+            if await visible(p.camera_id)
         ]
 
     return router

@@ -29,6 +29,8 @@ DEMO = REPO / "configs" / "demo"
 NO_REDIS_URL = "redis://127.0.0.1:1/0"
 _test_redis_urls: list[str] = []  # the `redis_db` of the running test, the default of make_settings
 SECRET = "test-secret-of-sufficient-length-for-hs256"
+METRICS_TOKEN = "test-scrape-token-of-the-platform"  # the centers of the tests serve /metrics with it
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 # Points inside the demo cells (lat, lon).
 NANGUAN_1 = (36.6135, 101.775)  # c-nanguan-01, st-nanguan
@@ -113,7 +115,11 @@ def make_settings(
         config_dir=config_dir,
         data_dir=tmp_path / "data",
         jwt_secret=SECRET,  # type: ignore[arg-type]
-        **{"consumer_name": f"test-{socket.gethostname()}-{os.getpid()}", **kw},
+        **{
+            "consumer_name": f"test-{socket.gethostname()}-{os.getpid()}",
+            "metrics_token": METRICS_TOKEN,
+            **kw,
+        },
     )  # type: ignore[arg-type]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.center_api.conftest import NANGUAN_1, XIADU_2, auth, make_alert, poll, xadd
+from tests.center_api.conftest import NANGUAN_1, SCRAPE, XIADU_2, auth, make_alert, poll, xadd
 
 pytestmark = pytest.mark.integration
 
@@ -80,8 +80,9 @@ async def test_roles(center_factory, database_url) -> None:
     ):
         assert (await c.get(path)).status_code == 401, path
     assert (await c.get("/api/v1/health")).status_code == 200
-    metrics = await c.get("/metrics", headers=auth())
+    metrics = await c.get("/metrics", headers=SCRAPE)
     assert "gridwatch_center_alerts_consumed_total" in metrics.text
+    assert (await c.get("/metrics", headers=auth())).status_code == 403  # a user token is no scrape token
 
 
 async def test_openapi_describes_the_bearer_scheme(center_factory, database_url) -> None:

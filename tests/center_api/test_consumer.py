@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import Alert, encode_alert_entry
-from tests.center_api.conftest import NANGUAN_1, auth, make_alert, poll, xadd
+from tests.center_api.conftest import NANGUAN_1, SCRAPE, auth, make_alert, poll, xadd
 
 pytestmark = pytest.mark.integration
 CITY = auth("city_command", None, "chief")
@@ -103,7 +103,7 @@ async def test_a_restarted_replica_takes_back_its_own_pending_entries_at_once(
     center = await center_factory(database_url, consumer_name="center-host-a", claim_idle_ms=3_600_000)
     await poll(lambda: _no_pending(redis_db), within_s=30)
     assert sorted(i["alert_id"] for i in await _items(center)) == sorted(a.id for a in alerts)
-    metrics = await center.client.get("/metrics", headers=CITY)
+    metrics = await center.client.get("/metrics", headers=SCRAPE)
     assert "gridwatch_center_alerts_claimed_total 0.0" in metrics.text  # none went through XAUTOCLAIM
 
 
@@ -126,5 +126,5 @@ async def test_dead_consumers_are_reaped_but_never_one_with_pending_entries(
     await poll(ghost_gone, within_s=30)
     assert names() == {"holder", "live"}
     assert redis_db.xpending("gw:alerts", "center")["pending"] == 1
-    metrics = await center.client.get("/metrics", headers=CITY)
+    metrics = await center.client.get("/metrics", headers=SCRAPE)
     assert "gridwatch_center_consumers_reaped_total 1.0" in metrics.text

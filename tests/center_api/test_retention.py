@@ -18,7 +18,7 @@ from center_api.store.db import make_engine, migrate, session_factory
 from center_api.store.incidents import IncidentWriter, RoutedAlert
 from gridwatch.cli import _center_settings
 from gridwatch.settings import GridwatchSettings
-from tests.center_api.conftest import NANGUAN_1, auth, make_alert, poll, xadd
+from tests.center_api.conftest import NANGUAN_1, SCRAPE, auth, make_alert, poll, xadd
 
 RETENTION_DAYS = 30.0
 NOW = 1_700_000_000.0  # a fixed "now" (epoch seconds): the sweep takes its clock as an argument
@@ -198,5 +198,5 @@ async def test_swept_snapshot_answers_404_through_the_api(center_factory, databa
     r = await center.client.get(item["snapshot_url"], headers=auth())
     assert r.status_code == 404
     assert r.json()["detail"] == "snapshot expired under the retention policy"
-    metrics = (await center.client.get("/metrics", headers=auth("city_command", None))).text
+    metrics = (await center.client.get("/metrics", headers=SCRAPE)).text
     assert "gridwatch_center_snapshots_deleted_total 1.0" in metrics
