@@ -26,7 +26,7 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts.alerts import Alert
+from contracts.alerts import Alert, AlertKind
 from contracts.bus import ALERTS_STREAM, decode_alert_entry
 from detection.config import DetectionConfig
 from detection.metrics import DetectionCollector
@@ -107,7 +107,11 @@ def make_alerts(count: int, bounds: Bounds, rng: random.Random) -> list[tuple[Al
     for n in range(count):
         detail = f"#{n} " + "x" * rng.randrange(0, 200)
         alert = Alert(
-            kind="intrusion", severity=2, camera_id="cam-j", captured_at=datetime.now(UTC), detail=detail
+            kind=AlertKind.intrusion,
+            severity=2,
+            camera_id="cam-j",
+            captured_at=datetime.now(UTC),
+            detail=detail,
         )
         size = rng.randint(*bounds.snapshot)
         made.append((alert, b"\xff\xd8" + rng.randbytes(size - 2) if size else None))
