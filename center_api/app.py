@@ -11,10 +11,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from center_api.api import cameras, feed, grid, incidents, stats, system
+from center_api.cameras.bulk import ImportTooLarge
 from center_api.console import console_router
 from center_api.errors import install_error_handlers
 from center_api.grid import load_city
 from center_api.lifespan import center_lifespan
+from center_api.limits import BodyLimit, RequestBodyLimit
 from center_api.live.access import center_live_router
 from center_api.metrics import CenterMetrics
 from center_api.settings import CenterSettings
@@ -23,7 +25,8 @@ API_DESCRIPTION = """GridWatch monitoring center: grid-routed incidents, workflo
 and the camera registry. Every endpoint but `/api/v1/health` needs a bearer token.
 
 Errors answer `{"detail": "...", "code": "..."}`; `code` is stable and machine-readable. Request validation
-errors answer FastAPI's 422 `{"detail": [...]}`."""
+errors answer FastAPI's 422 `{"detail": [...]}`. A request body over its limit (1 MiB by default; the camera
+import has its own) is refused with 413 before it is read."""
 
 
 def create_app(settings: CenterSettings) -> FastAPI:
@@ -37,6 +40,13 @@ def create_app(settings: CenterSettings) -> FastAPI:
     app.state.services = None  # set by the lifespan while the center runs
     app.state.ready = False
     install_error_handlers(app)
+    app.add_middleware(
+        RequestBodyLimit,
+        default=BodyLimit(settings.max_body_bytes),
+        routes={
+            cameras.IMPORT_PATH: BodyLimit(settings.import_max_bytes, "import_max_bytes", ImportTooLarge.code)
+        },
+    )
     app.include_router(system.router)
     app.include_router(system.metrics_router)
     app.include_router(incidents.router)

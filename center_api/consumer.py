@@ -4,7 +4,9 @@ Each loop: claim entries idle in dead consumers' pending lists (every `claim_eve
 have been silent for `reap_idle_ms` with nothing pending, re-read this consumer's own pending entries after a
 failure or a restart (the name is stable: `center-<host>` by default), then read new entries. A batch is
 decoded (bad entries go to `gw:alerts:dead` with the reason, and are acknowledged), routed, stored in one
-transaction, acknowledged, and published to the feeds. Idempotent on the alert id, so a replayed or
+transaction, acknowledged, and published to the feeds. A snapshot over the store's `max_bytes`
+(`snapshot_max_bytes`) or not a JPEG is not stored: its alert is, without it, and the entry goes to the
+dead-letter stream with the reason. Idempotent on the alert id, so a replayed or
 re-claimed entry is stored once.
 """
 
@@ -204,6 +206,10 @@ class AlertConsumer:
             except (ValidationError, ValueError) as exc:
                 dead.append((entry_id, fields, f"invalid alert: {str(exc)[:500]}"))
                 continue
+            refused = self._refused_snapshot(snapshot)
+            if refused is not None:
+                dead.append((entry_id, fields, f"{refused}; the alert is stored without it"))
+                snapshot = None
             good.append((entry_id, alert, snapshot))
         t0 = time.perf_counter()
         placements = self._router.route_many([g[1] for g in good])
@@ -214,10 +220,20 @@ class AlertConsumer:
         events = await self._commit(items, [g[0] for g in good], dead)
         if dead:
             await self._dead_letter(dead)
-        ids = [g[0] for g in good] + [d[0] for d in dead]
+        ids = list(dict.fromkeys([g[0] for g in good] + [d[0] for d in dead]))  # a refused snapshot: both
         await self._redis.xack(ALERTS_STREAM, CENTER_GROUP, *ids)
         await self._on_events(events)
         return len(entries)
+
+    def _refused_snapshot(self, snapshot: bytes | None) -> str | None:
+        """Why a snapshot cannot be stored (too large, not a JPEG), or None."""
+        if not snapshot:
+            return None
+        if len(snapshot) > self._snapshots.max_bytes:
+            return f"snapshot of {len(snapshot)} bytes over snapshot_max_bytes ({self._snapshots.max_bytes})"
+        if not snapshot.startswith(b"\xff\xd8"):
+            return "snapshot is not a JPEG"
+        return None
 
     def _store_snapshots(self, blobs: Sequence[bytes | None]) -> list[str | None]:
         return [self._snapshots.put(b) if b else None for b in blobs]

@@ -15,7 +15,11 @@ route, 405 of a wrong method) gets the same body. Request validation errors keep
      ├── NotFound                404 not_found              (store.incidents: code incident_not_found)
      ├── Conflict                409 conflict
      │    └── TransitionError        transition_not_allowed   (workflow)
-     ├── PayloadTooLarge         413 payload_too_large
+     ├── PayloadTooLarge         413 payload_too_large      (the detail names the limit's setting)
+     │    ├── BodyTooLarge           body_too_large           (limits: a request body over max_body_bytes)
+     │    ├── ImportTooLarge         import_too_large         (cameras.bulk)
+     │    ├── ImportTooManyRows      import_too_many_rows     (cameras.bulk)
+     │    └── ImportLineTooLong      import_line_too_long     (cameras.bulk)
      ├── UnsupportedMediaType    415 unsupported_media_type
      │    └── NoCommonCodec          no_common_codec          (live.relay)
      ├── Unprocessable           422 unprocessable          (a well-formed request the domain refuses)

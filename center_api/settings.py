@@ -96,7 +96,13 @@ class CenterSettings(BaseModel):
     publish_cameras: bool = Field(
         default=True, description="Import cameras.yaml into the registry and publish it to Redis at start"
     )
-    snapshot_max_bytes: int = Field(default=4_000_000, ge=1024, description="Larger snapshots are not stored")
+    snapshot_max_bytes: int = Field(
+        default=4_000_000,
+        ge=1024,
+        le=2**30,
+        description="An alert's snapshot larger than this is not stored: the alert is, without it, and the "
+        "stream entry goes to the dead-letter stream with the reason",
+    )
     snapshot_retention_days: float = Field(
         default=90,
         ge=0,
@@ -109,4 +115,31 @@ class CenterSettings(BaseModel):
     )
     live: LiveSettings = Field(
         default_factory=LiveSettings, description="The WebRTC live view (ICE servers: empty by default)"
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 2**20,
+        description="Largest request body of a route other than the camera import; a larger one is refused "
+        "(413 body_too_large) before it is read",
+    )
+    import_max_bytes: int = Field(
+        default=16 * 2**20,
+        ge=1024,
+        le=2**30,
+        description="Largest camera import body (CSV or GeoJSON); a larger one is refused (413 "
+        "import_too_large), read no further than this",
+    )
+    import_max_rows: int = Field(
+        default=20_000,
+        ge=1,
+        le=1_000_000,
+        description="Most CSV records or GeoJSON features in one camera import (413 import_too_many_rows)",
+    )
+    import_max_line_chars: int = Field(
+        default=8192,
+        ge=256,
+        le=1_000_000,
+        description="Longest CSV record in a camera import, in characters, quoted line breaks included "
+        "(413 import_line_too_long)",
     )

@@ -19,11 +19,21 @@ from contracts.bus import (
     feed_channel,
     health_key,
 )
-from contracts.camera import Camera, CameraConfigError, SiteType, parse_cameras
+from contracts.camera import Camera, CameraConfigError, SiteType, StreamCredentials, parse_cameras
 from contracts.frames import AlertSink, Frame, FrameSink, Picture
 from contracts.health import CameraState, StreamHealth
 from contracts.rules import IntrusionRuleConfig, RuleConfig
-from contracts.streams import StreamInput, describe_stream_error, redact_url, scrub, stream_input, url_secrets
+from contracts.streams import (
+    StreamInput,
+    UrlCredentials,
+    describe_stream_error,
+    join_credentials,
+    redact_url,
+    scrub,
+    split_credentials,
+    stream_input,
+    url_secrets,
+)
 
 __all__ = [
     "ALERTS_STREAM",
@@ -45,8 +55,10 @@ __all__ = [
     "IntrusionRuleConfig",
     "RuleConfig",
     "SiteType",
+    "StreamCredentials",
     "StreamHealth",
     "StreamInput",
+    "UrlCredentials",
     "cameras_channel",
     "channel_db",
     "decode_alert_entry",
@@ -54,10 +66,12 @@ __all__ = [
     "encode_alert_entry",
     "feed_channel",
     "health_key",
+    "join_credentials",
     "new_alert_id",
     "parse_cameras",
     "redact_url",
     "scrub",
+    "split_credentials",
     "stream_input",
     "url_secrets",
 ]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Point = tuple[float, float]
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "motorcycle")
+MAX_POLYGON_POINTS = 1000  # a zone is tested against every detection of every sampled frame
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -31,6 +32,8 @@ def _check_point(x: float, y: float) -> None:
 def _check_polygon(points: tuple[Point, ...]) -> tuple[Point, ...]:
     if len(points) < 3:
         raise ValueError("a zone polygon needs at least 3 points")
+    if len(points) > MAX_POLYGON_POINTS:
+        raise ValueError(f"a zone polygon has at most {MAX_POLYGON_POINTS} points")
     for x, y in points:
         _check_point(x, y)
     return points

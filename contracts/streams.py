@@ -5,10 +5,16 @@ view. They all take their FFmpeg input options from `stream_input()` and describ
 `describe_stream_error()`. This module is standard library only (contracts is the leaf): the callers hand
 what it returns to `av.open` and recognise PyAV's exceptions themselves.
 
-A stream URL is a secret: `rtsp://user:password@host/path`, or credentials in its query
-(`?user=admin&password=...`, `pwd=`, `token=`...). Three tools keep it out of logs, health records, metrics
-and HTTP bodies:
+A stream URL with credentials is a secret: `rtsp://user:password@host/path`, or credentials in its query
+(`?user=admin&password=...`, `pwd=`, `token=`...), after `;` (`/media.amp;user=...`) or as path parameters
+(`/user=admin&password=...&channel=1`). Cameras keep their credentials apart from the URL
+(`contracts.camera.StreamCredentials`): `split_credentials` takes them out of every form above, leaving the
+URL without them (a secret parameter keeps its place with an empty value: `?user=&password=`), and
+`join_credentials` puts them back only where a stream is opened. These tools keep them out of logs, health
+records, metrics and HTTP bodies:
 
+    split_credentials(url)           (the URL without credentials, the `UrlCredentials` it carried)
+    join_credentials(url, ...)       the stream URL again: what an opener hands to FFmpeg, nothing else
     redact_url(url)                  the URL for display: userinfo -> `***`, credential query values -> `***`
     scrub(text, url)                 `text` with the URL (raw, percent-decoded) and each secret in it
                                      (raw, decoded, re-encoded, the bare password) replaced
@@ -23,6 +29,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
@@ -45,7 +52,8 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # ambiguous; the last `@` that is followed by a host ends the userinfo, so a redaction may hide too much
 # (an `@` in a query), never too little (the tail of a password).
 _AT_HOST = re.compile(r"@(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%!$'()*+,;=-]*)(?::\d*)?(?=[/?#]|$)")
-_PARAM = re.compile(r"(?P<lead>[?&;#])(?P<key>[^=&;#?]+)=(?P<value>[^&;#]*)")
+# `key=value` after `?`, `&`, `;`, `#` or `/` (path parameters: `/user=admin&password=x&channel=1`)
+_PARAM = re.compile(r"(?P<lead>[?&;#/])(?P<key>[^=&;#?/]+)=(?P<value>[^&;#]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,85 @@ def _split(url: str) -> _Parts:
 
 def _secret_params(text: str) -> list[str]:
     return [m.group("value") for m in _PARAM.finditer(text) if m.group("key").lower() in SECRET_PARAMS]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlCredentials:
+    """The credentials a URL carried: user and password percent-decoded, secret parameters as written."""
+
+    username: str | None = None
+    password: str | None = None
+    params: tuple[tuple[str, str], ...] = ()  # (name, value as written in the URL), in URL order
+
+    def __bool__(self) -> bool:
+        return self.username is not None or self.password is not None or bool(self.params)
+
+    def __repr__(self) -> str:  # the dataclass default would print the values
+        names = [name for name, _ in self.params]
+        return (
+            f"UrlCredentials(username={self.username is not None}, "
+            f"password={self.password is not None}, params={names!r})"
+        )
+
+
+def split_credentials(url: str) -> tuple[str, UrlCredentials]:
+    """`url` without its credentials, and the credentials: the userinfo (`user:password@`, raw or
+    percent-encoded, with `#`, `/`, `?` or `@` in the password) and the values of secret parameters
+    (`SECRET_PARAMS`, after `?`, `&`, `;` or `/`), which keep their place in the URL with an empty value.
+
+    `rtsp://admin:p%40ss@cam/live?channel=1&token=t` -> `rtsp://cam/live?channel=1&token=`, with
+    username `admin`, password `p@ss` and params `(("token", "t"),)`. An `@` followed by a host ends the
+    userinfo even in a path or query (see `_AT_HOST`): write an `@` there as `%40`.
+    """
+    parts = _split(url)
+    username = password = None
+    if parts.userinfo:
+        user, sep, secret = parts.userinfo.partition(":")
+        username = unquote(user)
+        password = unquote(secret) if sep else None
+    params: list[tuple[str, str]] = []
+
+    def blank(match: re.Match[str]) -> str:
+        key, value = match.group("key"), match.group("value")
+        if key.lower() not in SECRET_PARAMS or not value:
+            return match.group(0)
+        params.append((key, value))
+        return f"{match.group('lead')}{key}="
+
+    rest = _PARAM.sub(blank, parts.rest)
+    return parts.scheme + rest, UrlCredentials(username, password, tuple(params))
+
+
+def join_credentials(
+    url: str,
+    username: str | None = None,
+    password: str | None = None,
+    params: Mapping[str, str] | None = None,
+) -> str:
+    """The stream URL: `url` (without credentials) with the user and password percent-encoded into its
+    userinfo and each parameter's value put where `url` has that name with an empty value, else appended
+    to the query. The inverse of `split_credentials`; a path (no scheme) takes no userinfo."""
+    scheme = _SCHEME.match(url)
+    missing = dict(params or {})
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group("key")
+        if match.group("value") or key not in missing:
+            return match.group(0)
+        return f"{match.group('lead')}{key}={missing.pop(key)}"
+
+    head, mark, fragment = url.partition("#")
+    head, fragment = _PARAM.sub(fill, head), _PARAM.sub(fill, fragment)
+    if missing:
+        extra = "&".join(f"{key}={value}" for key, value in missing.items())
+        head = f"{head}{'&' if '?' in head else '?'}{extra}"
+    joined = head + mark + fragment
+    if scheme is None or (username is None and password is None):
+        return joined
+    userinfo = quote(username or "", safe="")
+    if password is not None:
+        userinfo += ":" + quote(password, safe="")
+    return f"{scheme.group(0)}{userinfo}@{joined[scheme.end() :]}"
 
 
 def redact_url(url: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import av
 import av.error
 
-from contracts import describe_stream_error, redact_url, stream_input
+from contracts import describe_stream_error, join_credentials, redact_url, split_credentials, stream_input
 from ingest.reader import _seconds
 from ingest.sampling import StreamStats
 
@@ -48,8 +48,15 @@ class StreamInfo:
 
 
 def probe(url: str, timeout_s: float = 10) -> StreamInfo:
-    """Read packets (no decoding) until three keyframes are seen or `timeout_s` passes."""
+    """Read packets (no decoding) until three keyframes are seen or `timeout_s` passes.
+
+    `url` may carry credentials in any form a camera's URL may; they are split out and joined again as the
+    registry does (`contracts.split_credentials`, `join_credentials`), so the probe opens what a reader of
+    that camera opens (a raw `/`, `#` or `?` in a password percent-encoded).
+    """
     started = time.monotonic()
+    clean, creds = split_credentials(url)
+    url = join_credentials(clean, creds.username, creds.password, dict(creds.params))
     spec = stream_input(url, socket_timeout_s=timeout_s)
     stats = StreamStats(window_s=max(timeout_s, 10.0))
     packets = keyframes = 0

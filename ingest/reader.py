@@ -118,7 +118,7 @@ class StreamReader:
         return self._stop.is_set()
 
     def run(self) -> None:
-        url = self.camera.url.get_secret_value()
+        url = self.camera.stream_url()  # credentials joined in here only; a secret
         while not self._stop.is_set():
             try:
                 self._read_once(url)

@@ -16,14 +16,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from center_api.api.deps import CameraManagerDep, CameraViewerDep, ServicesDep, route_errors
 from center_api.auth import Principal, Role
-from center_api.cameras.bulk import parse_import, parse_rows
+from center_api.cameras.bulk import ImportLimits, ImportTooLarge, parse_import, parse_rows
 from center_api.cameras.registry import CameraRecord, UnknownCell
-from center_api.cameras.schemas import CameraPage, CameraPublic, ImportReport, RowError
+from center_api.cameras.schemas import CameraPage, CameraPublic, CredentialsPublic, ImportReport, RowError
 from center_api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from center_api.services import CenterServices
 from contracts import Camera, StreamHealth, health_key
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
+IMPORT_PATH = "/api/v1/cameras/import"  # its body limit is its own (`center_api.limits`)
 
 
 async def _health(services: CenterServices, ids: list[str]) -> dict[str, StreamHealth]:
@@ -48,7 +49,8 @@ def _public(rec: CameraRecord, health: StreamHealth | None) -> CameraPublic:
     return CameraPublic(
         id=c.id,
         name=c.name,
-        url=c.redacted_url,
+        url=c.url,  # without credentials (the contract splits them off on the way in)
+        credentials=CredentialsPublic.model_validate(c.credentials.summary()) if c.credentials else None,
         site_type=c.site_type,
         site_id=c.site_id,
         location=c.location,
@@ -173,17 +175,38 @@ async def delete_camera(camera_id: str, services: ServicesDep, principal: Camera
         raise _no_camera()
 
 
+async def _import_body(request: Request, max_bytes: int) -> bytes:
+    """The body, read as a stream and no further than `max_bytes` (`ImportTooLarge` past it)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise ImportTooLarge(f"import over {max_bytes} bytes (import_max_bytes)")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ImportTooLarge(f"import over {max_bytes} bytes (import_max_bytes)")
+    return bytes(body)
+
+
 @router.post(
-    "/import",
+    IMPORT_PATH.removeprefix(router.prefix),
     response_model=ImportReport,
     summary="Bulk import from CSV (text/csv) or GeoJSON (application/geo+json); ?dry_run=true validates",
-    responses=route_errors(400),
+    description="The body is UTF-8 (a record with other bytes is refused in the report, by its line). "
+    "Bounded by the settings import_max_bytes (413 import_too_large), import_max_rows (413 "
+    "import_too_many_rows) and, for CSV, import_max_line_chars per record (413 import_line_too_long); "
+    "a body that is not CSV or a GeoJSON FeatureCollection of Points: 400 unparsable_import.",
+    responses=route_errors(400, 413),
 )
 async def import_cameras(
     request: Request, services: ServicesDep, principal: CameraManagerDep, dry_run: bool = False
 ) -> ImportReport:
-    body = (await request.body()).decode("utf-8-sig", errors="replace")
-    rows = parse_import(body, request.headers.get("content-type", ""))  # UnparsableImport (400) as it is
+    s = request.app.state.settings
+    limits = ImportLimits(s.import_max_bytes, s.import_max_rows, s.import_max_line_chars)
+    body = await _import_body(request, limits.max_bytes)
+    # UnparsableImport (400) and the limits' errors (413) as they are
+    rows = parse_import(body, request.headers.get("content-type", ""), limits)
+    del body
     good, errors = parse_rows(rows)
     registry = services.cameras
     valid: list[Camera] = []

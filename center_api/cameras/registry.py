@@ -154,9 +154,9 @@ class CameraRegistry:
         return _record(row) if row else None
 
     async def stream_url(self, camera_id: str) -> str | None:
-        """The real stream URL (a secret): for server-side use only, e.g. the WebRTC live view."""
+        """The stream URL with the credentials joined in (a secret): for server-side openers only."""
         record = await self.get(camera_id)
-        return record.camera.url.get_secret_value() if record else None
+        return record.camera.stream_url() if record else None
 
     async def list(
         self,

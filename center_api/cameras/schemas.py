@@ -1,4 +1,4 @@
-"""Camera API models: the stream URL goes in on create/update and only ever comes out redacted."""
+"""Camera API models: a camera's URL comes out without credentials, its credentials as what is set."""
 
 from __future__ import annotations
 
@@ -10,10 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts import GeoPoint, SiteType, StreamHealth
 
 
+class CredentialsPublic(BaseModel):
+    """Which credentials a camera has, never their values."""
+
+    username: bool = Field(description="A user name is set")
+    password: bool = Field(description="A password is set")
+    params: list[str] = Field(description="Names of the secret URL parameters that are set")
+
+
 class CameraPublic(BaseModel):
     id: str
     name: str
-    url: str = Field(description="Redacted stream URL (credentials replaced by ***)")
+    url: str = Field(
+        description="Stream URL without credentials (a secret parameter keeps its place with an empty value)"
+    )
+    credentials: CredentialsPublic | None = Field(
+        description="Which credentials are set (kept apart from the URL); null: none"
+    )
     site_type: SiteType
     site_id: str | None
     location: GeoPoint | None
@@ -35,7 +48,10 @@ class CameraPage(BaseModel):
 
 
 class RowError(BaseModel):
-    row: int = Field(description="1-based row (CSV, after the header) or feature index (GeoJSON)")
+    row: int = Field(
+        description="CSV: the line number in the file where the record starts (the header is line 1; blank "
+        "lines and lines inside quoted fields count); GeoJSON: the 1-based index of the feature"
+    )
     id: str | None
     error: str
 

@@ -26,7 +26,7 @@ async def live_camera_url(camera_id: str, services: ServicesDep, principal: Inci
         raise NotFound(f"no such camera: {camera_id}", code="camera_not_found")
     if not record.camera.enabled:
         raise Conflict(f"camera {camera_id} is disabled", code="camera_disabled")
-    return str(record.camera.url.get_secret_value())
+    return record.camera.stream_url()  # credentials joined in: a secret, for the relay's opener only
 
 
 def center_live_router(settings: LiveSettings | None = None) -> APIRouter:

@@ -1,12 +1,10 @@
-"""Camera registry: CRUD with redacted URLs, automatic cells, bulk import with dry run, Redis publication."""
+"""Camera registry: CRUD (credentials apart from the URL), automatic cells, bulk import, Redis publication."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from contracts import StreamHealth
+from contracts import Camera, StreamHealth
 from tests.center_api.conftest import NANGUAN_1, XIADU_2, auth, make_alert, poll, xadd
 
 pytestmark = pytest.mark.integration
@@ -25,11 +23,12 @@ async def test_crud_and_redaction(center_factory, database_url, redis_db) -> Non
     r = await c.post("/api/v1/cameras", json=body, headers=INT)
     assert r.status_code == 201, r.text
     cam = r.json()
-    assert cam["url"] == "rtsp://***@10.1.1.1:554/ch1" and "hunter2" not in r.text
+    assert cam["url"] == "rtsp://10.1.1.1:554/ch1" and "hunter2" not in r.text  # credentials kept apart
+    assert cam["credentials"] == {"username": True, "password": True, "params": []}
     assert (cam["cell_id"], cam["station_id"], cam["cell_fixed"]) == ("c-xiadu-02", "st-xiadu", False)
     assert (await c.post("/api/v1/cameras", json=body, headers=INT)).status_code == 409
-    # Published for the workers, with the real URL there.
-    assert json.loads(redis_db.hget("gw:cameras", "cam-new"))["url"] == body["url"]
+    # Published for the workers, with the credentials there.
+    assert Camera.model_validate_json(redis_db.hget("gw:cameras", "cam-new")).stream_url() == body["url"]
 
     r = await c.patch("/api/v1/cameras/cam-new", json={"cell_id": "c-nanguan-03"}, headers=INT)
     assert r.status_code == 200 and r.json()["cell_fixed"] and r.json()["station_id"] == "st-nanguan"
@@ -83,7 +82,7 @@ async def test_bulk_import_csv_dry_run_and_errors(center_factory, database_url) 
         )
     ).json()
     assert dry["dry_run"] and dry["total"] == 6 and dry["valid"] == 2 and dry["created"] == 0
-    assert [e["row"] for e in dry["errors"]] == [3, 4, 5, 6]
+    assert [e["row"] for e in dry["errors"]] == [4, 5, 6, 7]  # lines of the file (the header is line 1)
     assert dry["cells"] == {"c-nanguan-01": 1, "c-xiadu-02": 1}
     assert (await center.client.get("/api/v1/cameras/b-1", headers=INT)).status_code == 404
     real = (await center.client.post("/api/v1/cameras/import", content=csv, headers=headers)).json()

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from center_api.app import create_app
-from center_api.cameras.bulk import UnparsableImport, parse_import
+from center_api.cameras.bulk import ImportLimits, UnparsableImport, parse_import
 from center_api.cameras.registry import UnknownCell
 from center_api.errors import (
     BadRequest,
@@ -81,7 +81,7 @@ def test_domain_code_raises_the_tree() -> None:
     with pytest.raises(TransitionError) as transition:
         check_transition("new", "resolved")
     with pytest.raises(UnparsableImport) as unparsable:
-        parse_import('{"features": [{"geometry": 5}]}', "application/geo+json")
+        parse_import(b'{"features": [{"geometry": 5}]}', "application/geo+json", ImportLimits())
     assert isinstance(cursor.value, BadRequest) and isinstance(transition.value, Conflict)
     assert isinstance(unparsable.value, BadRequest)
     offline = CameraOffline("cam-1", "connection refused")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from contracts import (
     Alert,
     AlertKind,
+    Camera,
     CameraConfigError,
     DetectedObject,
     GeoPoint,
@@ -231,11 +232,13 @@ def camera(**overrides) -> dict:
     return item
 
 
-def test_camera_url_is_secret_in_repr_but_kept_for_the_registry() -> None:
+def test_camera_credentials_are_secret_in_repr_but_kept_for_the_registry() -> None:
     (cam,) = parse_cameras({"cameras": [camera()]}, "cams.yaml")
     assert "pw" not in repr(cam) and "pw" not in str(cam)
-    assert cam.redacted_url == "rtsp://***@h/x"
-    assert '"rtsp://u:pw@h/x"' in cam.model_dump_json()  # the registry and workers need the real URL
+    assert cam.url == "rtsp://h/x" and cam.redacted_url == "rtsp://***@h/x"
+    # the registry and workers need the credentials: the dump carries them, and reads back the same
+    assert '"credentials":{"username":"u","password":"pw"' in cam.model_dump_json()
+    assert Camera.model_validate_json(cam.model_dump_json()).stream_url() == "rtsp://u:pw@h/x"
 
 
 @pytest.mark.parametrize(
