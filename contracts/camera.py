@@ -11,6 +11,7 @@ clear; APIs show `CameraPublic` models, never a dump. A validation error never e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -33,6 +34,7 @@ from contracts.streams import REDACTED, join_credentials, redact_url, split_cred
 
 MAX_RULES = 64  # rules per camera; each runs on every sampled frame
 _CONTROL = frozenset(chr(c) for c in [*range(0x20), 0x7F])
+_CONTROL_CHAR = re.compile("[\x00-\x1f\x7f]")
 
 
 class SiteType(StrEnum):
@@ -176,6 +178,8 @@ class Camera(BaseModel):
             url = url.get_secret_value()
         if not isinstance(url, str):
             return data
+        if "@" not in url and "=" not in url:
+            return data if data["url"] is url else {**data, "url": url}  # no credential can be in it
         clean, found = split_credentials(url)
         data = {**data, "url": clean}
         if not found:
@@ -194,7 +198,7 @@ class Camera(BaseModel):
     @field_validator("name", "url", "site_id", "cell_id")
     @classmethod
     def _no_control_characters(cls, value: str | None) -> str | None:
-        if value is not None and _CONTROL.intersection(value):
+        if value is not None and _CONTROL_CHAR.search(value):
             raise ValueError("control characters (NUL, newline, ...) are not allowed")
         return value
 

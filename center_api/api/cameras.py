@@ -121,7 +121,7 @@ async def _save(services: CenterServices, camera: Camera) -> CameraPublic:
     "",
     response_model=CameraPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=route_errors(409),
+    responses=route_errors(409, 413),
 )
 async def create_camera(camera: Camera, services: ServicesDep, principal: CameraManagerDep) -> CameraPublic:
     if await services.cameras.get(camera.id) is not None:
@@ -133,7 +133,7 @@ async def create_camera(camera: Camera, services: ServicesDep, principal: Camera
     "/{camera_id}",
     response_model=CameraPublic,
     summary="Replace a camera (create if absent)",
-    responses=route_errors(404),
+    responses=route_errors(404, 413),
 )
 async def put_camera(
     camera_id: str, camera: Camera, services: ServicesDep, principal: CameraManagerDep
@@ -147,7 +147,7 @@ async def put_camera(
     "/{camera_id}",
     response_model=CameraPublic,
     summary="Change some fields of a camera",
-    responses=route_errors(404),
+    responses=route_errors(404, 413),
 )
 async def patch_camera(
     camera_id: str,
