@@ -46,6 +46,7 @@ from contracts.alerts import Alert  # noqa: E402
 from contracts.bus import ALERTS_MAXLEN, ALERTS_STREAM, decode_alert_entry  # noqa: E402
 from detection.journal import AlertJournal  # noqa: E402
 from detection.publisher import _XADD_ONCE, SENT_PREFIX, RedisAlertPublisher  # noqa: E402
+from tests.support.handover import HandoverLog, handed_over  # noqa: E402
 
 VARIANTS = ("floor", "memory", "wal")
 KILL_RATE = 2000
@@ -187,20 +188,15 @@ def child_main(args: argparse.Namespace) -> int:
         pub.close()
         return 0 if drained else 1
     snapshot = os.urandom(args.snapshot_kb * 1024)
-    ids = os.open(args.ids, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    ids = HandoverLog(Path(args.ids))
     due, n = time.monotonic(), 0
     while True:
         alert = make_alert(n)
         pub.publish(alert, snapshot)
-        os.write(ids, f"{alert.id}\n".encode())  # only once publish() returned: the kernel keeps it
+        ids.record(alert.id)  # only once publish() returned: the kernel keeps it
         n += 1
         due += 1.0 / KILL_RATE
         time.sleep(max(0.0, due - time.monotonic()))
-
-
-def recorded(ids: Path) -> list[str]:
-    text = ids.read_text() if ids.exists() else ""
-    return [line for line in text.split("\n")[:-1] if line]
 
 
 def wait(condition, timeout: float = 60.0) -> None:  # noqa: ANN001
@@ -224,7 +220,7 @@ def kill_trial(
     base += ["--journal", str(journal), "--snapshot-kb", str(snapshot_kb)]
     child = subprocess.Popen([*base, "--ids", str(ids)], cwd=REPO, stderr=subprocess.DEVNULL)
     try:
-        wait(lambda: len(recorded(ids)) >= 500)
+        wait(lambda: len(handed_over(ids)) >= 500)
         if mode == "up":
             time.sleep(rng.uniform(0.1, 1.0))
         else:
@@ -242,7 +238,7 @@ def kill_trial(
     drain = subprocess.run([*base, "--drain"], cwd=REPO, stderr=subprocess.DEVNULL, timeout=180, check=False)
     stream = [decode_alert_entry(fields)[0].id for _, fields in client.xrange(ALERTS_STREAM)]
     client.close()
-    handed = recorded(ids)
+    handed = handed_over(ids)
     return {
         "published": len(handed),
         "lost": len(set(handed) - set(stream)),

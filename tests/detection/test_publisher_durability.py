@@ -25,6 +25,7 @@ from contracts.alerts import Alert
 from contracts.bus import ALERTS_STREAM, decode_alert_entry
 from detection.journal import AlertJournal, JournalInUse
 from detection.publisher import RedisAlertPublisher
+from tests.support.handover import HandoverLog, handed_over
 from tests.support.servers import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,14 +190,14 @@ def child_main(argv: list[str]) -> int:
         pub.close()
         print(json.dumps(pub.counts.__dict__), flush=True)
         return 0 if drained else 1
-    ids = os.open(argv[3], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    ids = HandoverLog(Path(argv[3]))
     interval, due, n = 1.0 / float(argv[4]), time.monotonic(), 0
     while True:
         alert = Alert(
             kind="intrusion", severity=2, camera_id="cam-k9", captured_at=datetime.now(UTC), detail=f"#{n}"
         )
         pub.publish(alert, SNAPSHOT)
-        os.write(ids, f"{alert.id}\n".encode())
+        ids.record(alert.id)
         n += 1
         due += interval
         time.sleep(max(0.0, due - time.monotonic()))
@@ -234,8 +235,7 @@ class KillRun:
         self.wait(lambda: len(self.recorded()) >= before + backlog, "alerts published while Redis is down")
 
     def recorded(self) -> list[str]:
-        text = self.ids.read_text() if self.ids.exists() else ""
-        return [line for line in text.split("\n")[:-1] if line]  # a line without its newline is not whole
+        return handed_over(self.ids)
 
     def wait(self, condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
