@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from center_api.metrics import CenterMetrics
 from center_api.routing import AlertRouter
@@ -58,6 +58,16 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return reaped
 """
+
+
+def refused_for_its_data(exc: DBAPIError) -> bool:
+    """Whether the database refused the rows themselves (an integrity or data error, SQLSTATE class 23 or
+    22), which no retry changes. Anything else (a lost connection, a server starting up or shutting down, no
+    resources, a deadlock) is the database being away: the batch is retried, never dead-lettered. asyncpg's
+    errors reach SQLAlchemy as its generic DBAPIError, so the SQLSTATE decides for them."""
+    if isinstance(exc, (IntegrityError, DataError)):
+        return True
+    return str(getattr(exc.orig, "sqlstate", None) or "")[:2] in ("22", "23")
 
 
 async def ensure_group(redis: Redis, stream: str = ALERTS_STREAM, group: str = CENTER_GROUP) -> None:
@@ -114,7 +124,8 @@ class AlertConsumer:
             try:
                 await self.step()
                 backoff = 0.2
-            except (RedisConnectionError, RedisTimeoutError, OSError, OperationalError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError, DBAPIError) as exc:
+                # DBAPIError: the database is away or busy (a refused row is dead-lettered in `_commit`)
                 self._recover = True
                 log.warning("consumer %s: %s; retrying in %.1fs", self.consumer, exc, backoff)
                 await asyncio.sleep(backoff)
@@ -248,18 +259,18 @@ class AlertConsumer:
         t0 = time.perf_counter()
         try:
             events = await self._writer.ingest(items, now)
-        except OperationalError:
-            raise  # the database is away: retry the whole batch later
         except DBAPIError as exc:
+            if not refused_for_its_data(exc):
+                raise  # the database is away: retry the whole batch later, nothing acknowledged
             # One bad row must not block the stream: store one by one, dead-letter what the database refuses.
             log.warning("batch of %d refused by the database (%s); storing one by one", len(items), exc.orig)
             events = []
             for entry_id, item in zip(entry_ids, items, strict=True):
                 try:
                     events += await self._writer.ingest([item], now)
-                except OperationalError:
-                    raise
                 except DBAPIError as one:
+                    if not refused_for_its_data(one):
+                        raise
                     dead.append(
                         (entry_id, {b"alert": item.alert.model_dump_json().encode()}, f"refused: {one.orig}")
                     )

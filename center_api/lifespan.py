@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from center_api.cameras.registry import CameraRegistry
 from center_api.consumer import AlertConsumer, ConsumerTuning, ensure_group
@@ -50,7 +50,7 @@ async def _every(interval_s: float, name: str, work: Callable[[], Awaitable[obje
     while True:
         try:
             await work()
-        except (RedisConnectionError, RedisTimeoutError, OSError, OperationalError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError, DBAPIError) as exc:  # an outage: retry
             log.warning("%s failed, will retry: %s", name, exc)
         await asyncio.sleep(interval_s)
 

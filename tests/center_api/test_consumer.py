@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 
+from center_api.consumer import refused_for_its_data
 from contracts import Alert, encode_alert_entry
 from tests.center_api.conftest import NANGUAN_1, SCRAPE, auth, make_alert, poll, xadd
 
@@ -128,3 +130,33 @@ async def test_dead_consumers_are_reaped_but_never_one_with_pending_entries(
     assert redis_db.xpending("gw:alerts", "center")["pending"] == 1
     metrics = await center.client.get("/metrics", headers=SCRAPE)
     assert "gridwatch_center_consumers_reaped_total 1.0" in metrics.text
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "dead_letter"),
+    [
+        (DBAPIError("INSERT", {}, _DriverError("22001")), True),  # a value too long for its column
+        (DBAPIError("INSERT", {}, _DriverError("23505")), True),  # a unique key (a replica's race, retried)
+        (IntegrityError("INSERT", {}, _DriverError(None)), True),  # SQLite's: no SQLSTATE, the class says
+        (DataError("INSERT", {}, _DriverError(None)), True),
+        (DBAPIError("INSERT", {}, _DriverError("57P03")), False),  # the server is starting up (after a crash)
+        (DBAPIError("INSERT", {}, _DriverError("57P01")), False),  # shut down by the administrator
+        (DBAPIError("INSERT", {}, _DriverError("08006")), False),  # the connection broke
+        (DBAPIError("INSERT", {}, _DriverError("40P01")), False),  # a deadlock
+        (DBAPIError("INSERT", {}, _DriverError("53300")), False),  # too many connections
+        (DBAPIError("INSERT", {}, _DriverError(None)), False),  # no SQLSTATE: not known to be the data's
+        (OperationalError("INSERT", {}, _DriverError(None)), False),
+    ],
+)
+def test_only_rows_the_database_refuses_for_their_data_are_dead_lettered(
+    error: DBAPIError, dead_letter: bool
+) -> None:
+    """A database that is away (a kill -9 of the postmaster: refused connections, then "starting up")
+    must never dead-letter a batch: it is retried. Only integrity and data errors are the rows' fault."""
+    assert refused_for_its_data(error) is dead_letter
