@@ -20,9 +20,11 @@ that goes over `max_entries` drops the oldest alerts; one that goes over `max_by
 snapshots first (the alert stays, without its picture) until the journal is `slack` bytes (`max_bytes` / 16,
 at most one segment) under `max_bytes`, then the oldest alerts. Both are counted: `dropped_alerts` (alerts
 gone unsent, with whatever snapshot they still had) and `dropped_snapshots` (snapshots taken off an alert,
-also when that alert is dropped later). Segments that lost snapshots are rewritten, and segments whose every
-record was dropped are deleted at once, so that the disk holds what the journal holds plus at most one
-segment, however long the outage.
+also when that alert is dropped later). An entry the sender has in flight (handed out by `peek`) when a bound
+takes it counts only once the sender knows Redis did not take it (`ack` short of it, or `release`): one that
+arrives is not dropped. Segments that lost snapshots are rewritten, and segments whose every record was
+dropped are deleted at once, so that the disk holds what the journal holds plus at most one segment, however
+long the outage.
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ class AlertJournal:
         self.slack = min(self.segment_bytes, max_bytes // 16)  # snapshot drops free this much more, in one go
         self.dropped_snapshots = 0
         self.dropped_alerts = 0
+        self._sending_through = 0  # the last seq `peek` handed out, until `ack` or `release`
+        self._dropped_sending: list[int] = []  # in-flight drops, counted once Redis did not take them
+        self._stripped_sending: list[int] = []
         self._lock = threading.Lock()
         self._group = GroupCommit(
             threading.Condition(self._lock), directory, self._collect, commit_interval_s, commit_every
@@ -211,6 +216,8 @@ class AlertJournal:
                     break
                 picked.append((slot.seq, slot.segment, slot.offset, slot.alert_len, slot.snap_len))
                 total += size
+            self._settle(0)  # a sender that peeks again is done with the last batch
+            self._sending_through = picked[-1][0] if picked else 0
             # a duplicate descriptor goes on reading the file it pointed at, even if a compaction replaces it
             fds: dict[int, int] = {}
             for _, seg, _, _, _ in picked:
@@ -229,7 +236,10 @@ class AlertJournal:
     def ack(self, through_seq: int) -> None:
         """Forget every entry up to and including `through_seq` (Redis has them)."""
         with self._lock:
-            if self._closing or not self._entries or self._entries[0].seq > through_seq:
+            if self._closing:
+                return
+            self._settle(through_seq)
+            if not self._entries or self._entries[0].seq > through_seq:
                 return
             while self._entries and self._entries[0].seq <= through_seq:
                 slot = self._entries.popleft()
@@ -237,6 +247,20 @@ class AlertJournal:
             self._persist_head()
             spent = self._take_spent_segments()
         _delete(spent)  # unlinking a large file takes a while: not while publish() waits for the lock
+
+    def release(self) -> None:
+        """The sender gives back what `peek` handed out without an `ack` (Redis did not answer): what the
+        bounds dropped from it meanwhile is counted as dropped now."""
+        with self._lock:
+            self._settle(0)
+
+    def _settle(self, through_seq: int) -> None:
+        """Count the in-flight drops Redis did not take (seq above `through_seq`); forget the batch."""
+        self._count_dropped_alerts(sum(1 for seq in self._dropped_sending if seq > through_seq))
+        self.dropped_snapshots += sum(1 for seq in self._stripped_sending if seq > through_seq)
+        self._dropped_sending.clear()
+        self._stripped_sending.clear()
+        self._sending_through = 0
 
     def _persist_head(self) -> None:
         segments.write_head(self._head_fd, self._entries[0].seq if self._entries else self._next)
@@ -252,10 +276,8 @@ class AlertJournal:
 
     # --- bounds ----------------------------------------------------------------------------------------
     def _enforce_bounds(self) -> list[Segment]:
-        """Drop what the bounds do not hold (over `max_entries`: the oldest alerts; over `max_bytes`: the
-        oldest snapshots, down to `slack` under the bound, then the oldest alerts) and take the segments left
-        without a held record off the log (returned, for `_delete`): the disk stays bounded through an
-        outage, whichever bound drops."""
+        """Drop what the bounds do not hold (see the module's docstring); the segments left without a held
+        record, taken off the log for `_delete`."""
         dropped = False
         while len(self._entries) > self.max_entries:
             self._drop_oldest_alert()
@@ -269,7 +291,10 @@ class AlertJournal:
                 if slot.snap_len:
                     self._bytes -= slot.snap_len
                     slot.snap_len = 0
-                    self.dropped_snapshots += 1
+                    if slot.seq <= self._sending_through:
+                        self._stripped_sending.append(slot.seq)  # the sender read it: it may still arrive
+                    else:
+                        self.dropped_snapshots += 1
                     touched[id(slot.segment)] = slot.segment
             while self._bytes > self.max_bytes and self._entries:
                 self._drop_oldest_alert()
@@ -284,8 +309,15 @@ class AlertJournal:
     def _drop_oldest_alert(self) -> None:
         slot = self._entries.popleft()
         self._bytes -= slot.alert_len + slot.snap_len
-        self.dropped_alerts += 1
-        if self.dropped_alerts == 1 or self.dropped_alerts % 100 == 0:
+        if slot.seq <= self._sending_through:
+            self._dropped_sending.append(slot.seq)  # in flight: dropped only if Redis does not take it
+        else:
+            self._count_dropped_alerts(1)
+
+    def _count_dropped_alerts(self, count: int) -> None:
+        before = self.dropped_alerts
+        self.dropped_alerts += count
+        if count and (before == 0 or before // 100 != self.dropped_alerts // 100):
             log.warning("journal %s full: %d alerts dropped so far", self.directory, self.dropped_alerts)
 
     def _compact(self, targets: list[Segment]) -> None:

@@ -180,8 +180,10 @@ class RedisAlertPublisher:
             try:
                 self._send(entries)
             except _REDIS_DOWN as exc:
+                self.journal.release()  # what the bounds dropped from this batch meanwhile is lost
                 self._unreachable(exc)
             except redis.ResponseError as exc:  # e.g. OOM or a read-only replica: keep the alerts, back off
+                self.journal.release()
                 with self._counts_lock:
                     self.counts.failed += 1
                 self._unreachable(exc)

@@ -16,6 +16,7 @@ the journal's files stayed within what it holds plus one segment while it droppe
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from contracts.alerts import Alert, AlertKind
 from contracts.bus import ALERTS_STREAM, decode_alert_entry
 from detection.config import DetectionConfig
+from detection.journal import AlertJournal
 from detection.metrics import DetectionCollector
 from detection.pipeline import DetectionPipeline
 from detection.publisher import RedisAlertPublisher
@@ -205,3 +207,95 @@ def test_an_outage_longer_than_the_journal_drops_the_documented_alerts_and_count
     counts = pub.counts
     assert counts.published == BEFORE + bounds.during
     assert counts.sent == counts.published - len(expected.alerts) and counts.duplicates == 0
+
+
+# How the sender ends the batch it has in flight after the bound took entries of it, and how many count as
+# dropped. "entries": batch [1, 2, 3] of a journal of 3, two more appends drop alerts 1 and 2. "bytes": batch
+# [1, 2] of 10-byte alerts with 100-byte snapshots under a 320-byte bound, a third append takes snapshot 1.
+IN_FLIGHT = [
+    pytest.param("entries", "ack 3", 0, id="alerts-redis-took-all"),
+    pytest.param("entries", "ack 1", 1, id="alerts-redis-took-the-first"),
+    pytest.param("entries", "release", 2, id="alerts-redis-did-not-answer"),
+    pytest.param("entries", "peek", 2, id="alerts-peeked-again-without-ack"),
+    pytest.param("bytes", "ack 2", 0, id="snapshot-redis-took-all"),
+    pytest.param("bytes", "ack 1", 0, id="snapshot-redis-took-its-alert"),
+    pytest.param("bytes", "release", 1, id="snapshot-redis-did-not-answer"),
+]
+
+
+@pytest.mark.parametrize(("bound", "outcome", "dropped"), IN_FLIGHT)
+def test_what_the_bound_takes_in_flight_counts_only_if_redis_did_not_take_it(
+    tmp_path: Path, bound: str, outcome: str, dropped: int
+) -> None:
+    with AlertJournal(tmp_path, max_entries=3 if bound == "entries" else 100, max_bytes=320) as journal:
+        snapshot = None if bound == "entries" else b"s" * 100
+        first = 3 if bound == "entries" else 2
+        for n in range(first):
+            journal.append(f"alert-{n + 1:03d}".encode(), snapshot)
+        assert [e.seq for e in journal.peek(10)] == list(range(1, first + 1))  # the sender's batch
+        for n in range(first, first + (2 if bound == "entries" else 1)):
+            journal.append(f"alert-{n + 1:03d}".encode(), snapshot)
+        assert (journal.dropped_alerts, journal.dropped_snapshots) == (0, 0)  # in flight: not known yet
+        if outcome == "release":
+            journal.release()
+        elif outcome == "peek":
+            journal.peek(10)
+        else:
+            journal.ack(int(outcome.split()[1]))
+        counted = journal.dropped_alerts if bound == "entries" else journal.dropped_snapshots
+        assert counted == dropped
+        assert (journal.dropped_snapshots if bound == "entries" else journal.dropped_alerts) == 0
+
+
+@pytest.mark.timeout(60)
+def test_alerts_the_bound_takes_while_a_slow_redis_holds_the_replay_are_counted_only_if_lost(
+    tmp_path: Path,
+) -> None:
+    """A worker stopped with its journal full after a long outage starts again while Redis is back but holds
+    writes (CLIENT PAUSE WRITE), so its first batch waits in Redis while new alerts push the journal past its
+    bound: every alert arrives once, in order, or is counted dropped."""
+    bounds = Bounds(40, 2**20, 200, (0, 0))
+    rng = random.Random(12)
+    published: list[str] = []
+    journal_dir = tmp_path / "journal"
+
+    def publish(pub: RedisAlertPublisher, count: int, pause_s: float = 0.0) -> None:
+        for alert, snapshot in make_alerts(count, bounds, rng):
+            pub.publish(alert, snapshot)
+            published.append(alert.id)
+            time.sleep(pause_s)
+
+    with entered_or_fail(RedisServer(), "a private Redis") as server:
+        server.stop()
+        first = RedisAlertPublisher(
+            server.url, journal_dir, journal_max_entries=bounds.max_entries, socket_timeout_s=0.5
+        )
+        try:
+            publish(first, bounds.during)  # the outage: the journal is full
+        finally:
+            first.close(timeout=0.5)
+        server.start()
+        admin = redis.Redis.from_url(server.url, socket_timeout=5)
+        try:
+            admin.execute_command("CLIENT", "PAUSE", "2000", "WRITE")  # PING answers, XADD waits
+        finally:
+            admin.close()
+        pub = RedisAlertPublisher(
+            server.url,
+            journal_dir,
+            journal_max_entries=bounds.max_entries,
+            socket_timeout_s=5.0,  # longer than the pause: the held batch is answered, not timed out
+        )
+        try:
+            publish(pub, 200, 0.001)  # past the bound while the replayed batch waits in Redis
+            assert pub.wait_drained(45), f"{len(pub.journal)} alerts still journaled"
+            metric = delivery_metric(pub, "w-overflow")
+        finally:
+            pub.close()
+        stored = [a.id for a, _ in read_stream(server.url)]
+    assert len(set(stored)) == len(stored)
+    missing = set(published) - set(stored)
+    assert stored == [i for i in published if i not in missing]  # in order
+    assert first.journal.dropped_alerts + pub.journal.dropped_alerts == len(missing)
+    assert metric["dropped_alert"] == pub.journal.dropped_alerts
+    assert pub.counts.sent == len(stored)
