@@ -142,6 +142,27 @@ async def test_others_are_served_while_a_body_is_held_and_bodies_within_the_limi
     assert (await c.get("/api/v1/cameras/lim-2", headers=INT)).status_code == 200
 
 
+async def test_the_center_answers_others_while_it_parses_a_large_import(center_factory, database_url) -> None:
+    center = await center_factory(database_url)  # the default limits: 20,000 rows
+    c = center.client
+    rows = "".join(
+        f"big-{i},rtsp://admin:pw{i}@10.0.{i // 250 % 250}.{i % 250}/s,36.61,101.77\n" for i in range(20_000)
+    )
+    body = "id,url,lat,lon\n" + rows
+    headers = {**INT, "Content-Type": "text/csv"}
+    parsing = asyncio.create_task(
+        c.post("/api/v1/cameras/import", params={"dry_run": "true"}, content=body, headers=headers)
+    )
+    answered = 0
+    while not parsing.done():
+        assert (await c.get("/api/v1/health")).status_code == 200
+        answered += not parsing.done()
+    report = (await parsing).json()
+    assert (report["total"], report["valid"]) == (20_000, 20_000)
+    # a loop held by the import for its seconds of parsing would answer one or two at its end, not dozens
+    assert answered >= 10, answered
+
+
 JPEG = b"\xff\xd8\xff\xe0" + b"j" * 1500 + b"\xff\xd9"
 
 
