@@ -20,7 +20,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
-from starlette.websockets import WebSocketState
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors, services_of
 from center_api.auth import INCIDENT_ROLES, Principal, Role, principal_for_websocket
@@ -80,14 +79,12 @@ async def feed_ws(
             raise Forbidden("a valid incident-reading token is required")
         scope = feed_scope(principal, station)
         resume = resume_point(after, last_event_id)
-        await websocket.accept()
         # Subscribe before the replay: nothing falls between. Refused past the subject's limit.
         client = services.hub.connect(
             scope, "websocket", owner=principal, limit=services.settings.feed_clients_per_subject
         )
     except TooManyRequests as exc:  # a limit: accepted, then closed with a code and reason that say which
-        if websocket.client_state is WebSocketState.CONNECTING:
-            await websocket.accept()
+        await websocket.accept()
         await websocket.close(code=WS_TOO_MANY_REQUESTS, reason=_reason(exc.message))
         return
     except CenterError as exc:  # refused during the handshake: the client sees HTTP 403
@@ -95,8 +92,10 @@ async def feed_ws(
         code = WS_TRY_AGAIN_LATER if retry else WS_POLICY_VIOLATION
         await websocket.close(code=code, reason=_reason(exc.message))
         return
-    receiver = asyncio.create_task(_drain(websocket))
+    receiver: asyncio.Task[None] | None = None
     try:
+        await websocket.accept()
+        receiver = asyncio.create_task(_drain(websocket))
         if resume is not None:
             async for _, text in replay(services.reader, client, resume):
                 await websocket.send_text(text)
@@ -114,9 +113,10 @@ async def feed_ws(
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-            await receiver
+        if receiver is not None:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await receiver
         services.hub.disconnect(client)
 
 
