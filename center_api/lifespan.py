@@ -152,7 +152,7 @@ async def center_lifespan(app: FastAPI) -> AsyncIterator[None]:
         sessions = session_factory(engine)
         cameras = CameraRegistry(sessions, router, redis)
         if s.publish_cameras:
-            await cameras.import_config(s.config_dir)
+            await cameras.import_config(s.config_dir, s.data_dir / "cache")
         await cameras.load()
         await ensure_group(redis)
         await hub.start()

@@ -93,23 +93,26 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
     )
 
 
-def _load_cameras(path: Path) -> list[Camera]:
-    """Parse a camera file; errors name the file and the camera (`CameraConfigError`), never a traceback."""
+def _load_cameras(path: Path, cache_dir: Path | None = None) -> list[Camera]:
+    """Parse a camera file; errors name the file and the camera (`CameraConfigError`), never a traceback.
+    With `cache_dir`, an unchanged file is read from the parsed copy kept there (`read_yaml`)."""
     import yaml
 
+    from center_api.grid.yamlfile import read_yaml
     from contracts import parse_cameras
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path, cache_dir)
     except yaml.YAMLError as exc:
         raise CameraConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_cameras(data, str(path))
 
 
-def _check_cameras_file(path: Path) -> None:
-    """Refuse a bad camera file up front, with the file and camera named (not a traceback at start-up)."""
+def _check_cameras_file(path: Path, cache_dir: Path) -> None:
+    """Refuse a bad camera file up front, with the file and camera named (not a traceback at start-up).
+    The parsed copy it leaves in `cache_dir` spares the registry's import a second parse."""
     if path.exists():
-        _load_cameras(path)
+        _load_cameras(path, cache_dir)
 
 
 @app.command()
@@ -127,7 +130,7 @@ def center(
     settings = GridwatchSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        _check_cameras_file(settings.config_dir / "cameras.yaml")
+        _check_cameras_file(settings.config_dir / "cameras.yaml", settings.data_dir / "cache")
         application = create_app(_center_settings(settings))
     except (GridConfigError, CameraConfigError) as exc:
         raise _fail(str(exc)) from None
@@ -331,7 +334,7 @@ def simulate(
     settings = GridwatchSettings()
     path = settings.config_dir / "cameras.yaml"
     try:
-        cameras = _load_cameras(path)
+        cameras = _load_cameras(path, settings.data_dir / "cache")
     except (CameraConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
     client = redis.Redis.from_url(settings.resolved_redis_url(), socket_timeout=5, socket_connect_timeout=5)
