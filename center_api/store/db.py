@@ -13,6 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# PostgreSQL ends a session that sits this long inside a transaction without sending anything. A replica
+# frozen mid-transaction (SIGSTOP, a paused VM, a stalled host) would otherwise keep its row locks (the open
+# incidents it locked to fold, rollup rows) and stall every other replica's writer until it woke up, so that
+# they could not even claim its pending entries. Once its session ends its locks go; when it wakes, its
+# transaction fails and its batch is retried (stored once: the writer is idempotent on alert ids). The
+# center's transactions do no slow work between their statements.
+IDLE_IN_TRANSACTION_MS = 10_000
 
 
 def make_engine(database_url: str) -> AsyncEngine:
@@ -38,7 +45,15 @@ def make_engine(database_url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+    session_settings = {"idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_MS)}
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"server_settings": session_settings},
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
