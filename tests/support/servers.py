@@ -315,9 +315,11 @@ class PostgresServer(_Server):
 
     def _ready(self) -> bool:
         # Line 8 of postmaster.pid is the postmaster's status; "ready" once it accepts connections (pg_ctl -w
-        # reads the same line).
+        # reads the same line). Line 1 is its pid: after a kill -9 the dead postmaster's file still says
+        # "ready" until the new one replaces it.
         try:
             lines = (self.datadir / "postmaster.pid").read_text().splitlines()
         except OSError:
             return False
-        return len(lines) >= 8 and lines[7].strip() == "ready"
+        ours = self.proc is not None and lines[:1] == [str(self.proc.pid)]
+        return ours and len(lines) >= 8 and lines[7].strip() == "ready"
