@@ -1,9 +1,10 @@
 """Station isolation by construction: every route of the app, called by every role against station B's ids.
 
 The walk reads `app.routes` (and the OpenAPI document for query parameters), so a new route is covered
-without anyone remembering it: a route, path parameter or query parameter the tables below do not know
-fails the test with what to add. Data of both stations goes in through the real consumer (xadd to a running
-center); station B gets incidents with a snapshot, a camera and a live-view session on a real RTSP stream.
+without anyone remembering it: a route, path parameter or query parameter the tables of
+`tests/center_api/isolation_routes.py` do not know fails the test with what to add. Data of both stations
+goes in through the real consumer (xadd to a running center); station B gets incidents with a snapshot, a
+camera and a live-view session on a real RTSP stream.
 
 A role not entitled to B's data on a route gets 403 or 404, and the same status and code as for an id
 that never existed; a list or feed it may read names nothing of B (station, cells, camera, alerts, session,
@@ -14,22 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from aiortc import RTCPeerConnection
-from fastapi.routing import iter_route_contexts
 
 from center_api.app import create_app
 from center_api.live.settings import LiveSettings
 from gridwatch.demo.clips import loop_clip, make_clip, quiet_scene
 from tests.center_api.conftest import (
+    METRICS_TOKEN,
     NANGUAN_1,
     SCRAPE,
     XIADU_2,
@@ -40,136 +39,25 @@ from tests.center_api.conftest import (
     poll,
     xadd,
 )
+from tests.center_api.isolation_routes import (
+    A_CAMERA,
+    ALWAYS,
+    B_CAMERA,
+    B_STATION,
+    ROLES,
+    ROUTES,
+    SNAPSHOT,
+    Kind,
+    Seed,
+    Spec,
+    fill,
+    path_variants,
+    point,
+    route_table,
+)
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.integration
-
-B_STATION, B_CAMERA, A_CAMERA = "st-xiadu", "cam-xiadu-1", "cam-nanguan-1"
-SNAPSHOT = b"\xff\xd8\xff\xe0" + b"XIADU-SNAPSHOT" * 8 + b"\xff\xd9"
-ROLES = {
-    "a_operator": ("operator", "st-nanguan", "a-op"),
-    "a_admin": ("station_admin", "st-nanguan", "a-admin"),
-    "b_operator": ("operator", B_STATION, "b-op"),
-    "city": ("city_command", None, "chief"),
-    "integrator": ("integrator", None, "vendor"),
-}
-
-
-class Kind(Enum):
-    """What a route serves, and so which roles are entitled to station B's data there."""
-
-    PUBLIC = ("no token needed, no station's data (health, docs, console)", frozenset())
-    DIRECTORY = ("every station by name, for every token (station ids are no secret)", frozenset())
-    OWN = ("the caller's own claims", frozenset({"b_operator"}))
-    INCIDENT_DATA = ("incidents, snapshots, stats, grid, feeds, live view", frozenset({"b_operator", "city"}))
-    CAMERA_READ = (
-        "the registry; integrators manage cameras city-wide",
-        frozenset({"b_operator", "city", "integrator"}),
-    )
-    CAMERA_WRITE = ("changes to the registry", frozenset({"city", "integrator"}))
-    PLATFORM = ("/metrics: the scrape token only, no user token at all", frozenset())
-
-    @property
-    def entitled(self) -> frozenset[str]:
-        return self.value[1]
-
-
-@dataclass
-class Seed:
-    incident_id: int
-    a_incident_id: int
-    session_id: str
-    offer: str
-    rtsp_url: str
-    b_alerts: list[str]
-    stop_alerts: set[str]  # the last alert of each station: a feed has replayed past every event by then
-
-    def markers(self, station_too: bool = True) -> list[bytes]:
-        found = ["c-xiadu", B_CAMERA, self.session_id, *self.b_alerts] + ([B_STATION] if station_too else [])
-        return [m.encode() for m in found] + [b"XIADU-SNAPSHOT"]
-
-
-def _point(p: tuple[float, float]) -> dict[str, float]:
-    return {"lat": p[0], "lon": p[1]}
-
-
-@dataclass(frozen=True)
-class Spec:
-    kind: Kind
-    write: int = 0  # 0: a read; n: a write, called after every read, in the order of n
-    body: Callable[[Seed, str], Any] | None = None  # JSON, or (content type, text)
-    feed: bool = False
-
-
-ROUTES: dict[tuple[str, str], Spec] = {
-    ("GET", "/openapi.json"): Spec(Kind.PUBLIC),
-    ("GET", "/docs"): Spec(Kind.PUBLIC),
-    ("GET", "/docs/oauth2-redirect"): Spec(Kind.PUBLIC),
-    ("GET", "/redoc"): Spec(Kind.PUBLIC),
-    ("GET", "/"): Spec(Kind.PUBLIC),
-    ("GET", "/console/{name}"): Spec(Kind.PUBLIC),
-    ("GET", "/api/v1/health"): Spec(Kind.PUBLIC),
-    ("GET", "/api/v1/me"): Spec(Kind.OWN),
-    ("GET", "/api/v1/stations"): Spec(Kind.DIRECTORY),
-    ("GET", "/metrics"): Spec(Kind.PLATFORM),
-    ("GET", "/api/v1/incidents"): Spec(Kind.INCIDENT_DATA),
-    ("GET", "/api/v1/incidents/{incident_id}"): Spec(Kind.INCIDENT_DATA),
-    ("GET", "/api/v1/incidents/{incident_id}/snapshot"): Spec(Kind.INCIDENT_DATA),
-    ("POST", "/api/v1/incidents/{incident_id}/transitions"): Spec(
-        Kind.INCIDENT_DATA, write=1, body=lambda s, r: {"to": "acknowledged", "note": r}
-    ),
-    ("WS", "/api/v1/feed"): Spec(Kind.INCIDENT_DATA, feed=True),
-    ("GET", "/api/v1/feed/sse"): Spec(Kind.INCIDENT_DATA, feed=True),
-    ("GET", "/api/v1/grid/cells"): Spec(Kind.INCIDENT_DATA),
-    ("GET", "/api/v1/grid/units"): Spec(Kind.INCIDENT_DATA),
-    ("GET", "/api/v1/stats"): Spec(Kind.INCIDENT_DATA),
-    ("GET", "/api/v1/stats/counts"): Spec(Kind.INCIDENT_DATA),
-    ("GET", "/api/v1/live"): Spec(Kind.INCIDENT_DATA),
-    ("POST", "/api/v1/cameras/{camera_id}/live"): Spec(
-        Kind.INCIDENT_DATA, write=2, body=lambda s, r: {"sdp": s.offer, "type": "offer"}
-    ),
-    ("DELETE", "/api/v1/cameras/{camera_id}/live/{session_id}"): Spec(Kind.INCIDENT_DATA, write=3),
-    ("GET", "/api/v1/cameras"): Spec(Kind.CAMERA_READ),
-    ("GET", "/api/v1/cameras/{camera_id}"): Spec(Kind.CAMERA_READ),
-    ("POST", "/api/v1/cameras"): Spec(
-        Kind.CAMERA_WRITE,
-        write=4,
-        body=lambda s, r: {
-            "id": f"cam-xiadu-{r}",
-            "url": "rtsp://127.0.0.1:1/b",
-            "location": _point(XIADU_2),
-        },
-    ),
-    ("PUT", "/api/v1/cameras/{camera_id}"): Spec(
-        Kind.CAMERA_WRITE,
-        write=4,
-        body=lambda s, r: {"id": B_CAMERA, "url": s.rtsp_url, "location": _point(XIADU_2)},
-    ),
-    ("PATCH", "/api/v1/cameras/{camera_id}"): Spec(Kind.CAMERA_WRITE, write=4, body=lambda s, r: {"name": r}),
-    ("POST", "/api/v1/cameras/import"): Spec(
-        Kind.CAMERA_WRITE,
-        write=4,
-        body=lambda s, r: (
-            "text/csv",
-            f"id,url,lat,lon\ncam-xiadu-i-{r},rtsp://127.0.0.1:1/i,{XIADU_2[0]},{XIADU_2[1]}\n",
-        ),
-    ),
-    ("DELETE", "/api/v1/cameras/{camera_id}"): Spec(Kind.CAMERA_WRITE, write=5),
-}
-# Path parameters: station B's id, one that never existed (an outsider must not tell them apart), and station
-# A's own (None: A has none). A route with several takes, besides B's ids for all, each of B's ids in turn
-# with A's for the others: an outsider may name its own camera and B's live session.
-PATH_PARAMS: dict[str, tuple[Callable[[Seed], object], object, Callable[[Seed], object] | None]] = {
-    "incident_id": (lambda s: s.incident_id, 999_999, lambda s: s.a_incident_id),
-    "camera_id": (lambda s: B_CAMERA, "cam-nobody", lambda s: A_CAMERA),
-    "session_id": (lambda s: s.session_id, "no-such-session", None),
-    "name": (lambda s: "console.js", "console.js", None),  # the console's static files: no station's
-}
-# Query parameters set to station B's value, one at a time; enumerations and booleans take every value.
-B_QUERY = {"station": B_STATION, "cell": "c-xiadu-02", "community": "c-xiadu", "camera": B_CAMERA}
-ALWAYS = {"after": "0"}  # feeds replay from the start, so B's events would be among the first messages
-HARMLESS = {"street", "district", "kind", "severity", "status", "since", "until", "cursor", "limit", "top"}
-HARMLESS_HEADERS = {"Last-Event-ID"}
 
 
 @dataclass
@@ -177,74 +65,6 @@ class Answer:
     status: int
     code: str | None
     body: bytes
-
-
-def _route_table(app: Any) -> list[tuple[str, str, list[dict[str, str]]]]:
-    """(method, path, query variants) of every route of the app; fails on what the tables do not know."""
-    operations = app.openapi()["paths"]
-    unknown: list[str] = []
-    walked: list[tuple[str, str, list[dict[str, str]]]] = []
-    for route in iter_route_contexts(app.routes):
-        path = str(route.path)
-        methods = sorted(set(route.methods or []) - {"HEAD"}) or (
-            ["WS"] if "WebSocket" in type(route.original_route).__name__ else ["?"]
-        )
-        for method in methods:
-            if (method, path) not in ROUTES:
-                unknown.append(f"route {method} {path}: add it to ROUTES with its Kind")
-            unknown += [
-                f"path parameter {p!r} of {path}: add it to PATH_PARAMS"
-                for p in re.findall(r"{(\w+)", path)
-                if p not in PATH_PARAMS
-            ]
-            doc_path = (
-                "/api/v1/feed/sse" if method == "WS" else path
-            )  # the WebSocket takes the SSE's parameters
-            params = (
-                operations.get(doc_path, {})
-                .get("get" if method == "WS" else method.lower(), {})
-                .get("parameters", [])
-            )
-            variants: list[dict[str, str]] = [{}]
-            for param in params:
-                name, schema = param["name"], param.get("schema", {})
-                if param["in"] == "path" or name in HARMLESS or name in HARMLESS_HEADERS or name in ALWAYS:
-                    continue
-                if name in B_QUERY:
-                    variants.append({name: B_QUERY[name]})
-                elif "enum" in schema:
-                    variants += [{name: str(v)} for v in schema["enum"]]
-                elif schema.get("type") == "boolean":
-                    variants += [{name: "true"}, {name: "false"}]
-                else:
-                    unknown.append(
-                        f"query parameter {name!r} of {method} {path}: add it to B_QUERY or HARMLESS"
-                    )
-            walked.append((method, path, variants))
-    stale = set(ROUTES) - {(m, p) for m, p, _ in walked}
-    unknown += [f"ROUTES names {m} {p}, which the app no longer has" for m, p in sorted(stale)]
-    assert not unknown, "the isolation walk does not know: " + "; ".join(unknown) + " (extend the tables)"
-    return walked
-
-
-def _path_variants(path: str) -> list[dict[str, str]]:
-    """Whose id each path parameter takes ("b" or "a"): all B's, then each of B's with A's for the rest."""
-    names = re.findall(r"{(\w+)", path)
-    variants = [dict.fromkeys(names, "b")]
-    if len(names) > 1:
-        for name in names:
-            if all(PATH_PARAMS[other][2] is not None for other in names if other != name):
-                variants.append({other: "b" if other == name else "a" for other in names})
-    return variants
-
-
-def _fill(path: str, seed: Seed, whose: dict[str, str]) -> str:
-    def value(match: re.Match[str]) -> str:
-        b, never, a = PATH_PARAMS[match[1]]
-        chosen = {"b": lambda: b(seed), "never": lambda: never, "a": lambda: a(seed) if a else None}
-        return str(chosen[whose[match[1]]]())
-
-    return re.sub(r"{(\w+)[^}]*}", value, path)
 
 
 def _code(body: bytes) -> str | None:
@@ -286,7 +106,7 @@ async def _call(
     whose: dict[str, str],
 ) -> Answer:
     spec = ROUTES[(method, path)]
-    url = _fill(path, seed, whose)
+    url = fill(path, seed, whose)
     query = {**(ALWAYS if spec.feed else {}), **query}
     role_args = ROLES[role]
     if method == "WS":
@@ -339,7 +159,7 @@ async def _walk(
         for role in sorted(ROLES, key=lambda r: r in spec.kind.entitled):  # outsiders first: writes change B
             shown = False
             outsider = role not in spec.kind.entitled
-            for whose in _path_variants(path)[: None if outsider else 1]:
+            for whose in path_variants(path)[: None if outsider else 1]:
                 unknown = {name: "never" if w == "b" else w for name, w in whose.items()}
                 for query in variants:
                     what = f"{role} {method} {path} {whose} {query}"
@@ -377,9 +197,9 @@ def b_stream(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 async def _seed(center: RunningCenter, redis_db: Any, rtsp_url: str, pc_offer: str) -> Seed:
     c, city, integrator = center.client, auth(*ROLES["city"]), auth(*ROLES["integrator"])
-    for cam, point, url in ((B_CAMERA, XIADU_2, rtsp_url), (A_CAMERA, NANGUAN_1, "rtsp://127.0.0.1:1/a")):
+    for cam, where, url in ((B_CAMERA, XIADU_2, rtsp_url), (A_CAMERA, NANGUAN_1, "rtsp://127.0.0.1:1/a")):
         r = await c.post(
-            "/api/v1/cameras", json={"id": cam, "url": url, "location": _point(point)}, headers=integrator
+            "/api/v1/cameras", json={"id": cam, "url": url, "location": point(where)}, headers=integrator
         )
         assert r.status_code == 201, r.text
     b_alerts = [make_alert(XIADU_2, camera_id=B_CAMERA, rule=f"rb{i}") for i in range(3)]
@@ -417,7 +237,7 @@ async def test_no_route_shows_a_station_anything_of_another(
     center_factory, database_url, redis_db, b_stream
 ) -> None:
     center = await center_factory(database_url, live=LiveSettings(connect_timeout_s=300, open_timeout_s=20))
-    routes = _route_table(center.app)
+    routes = route_table(center.app)
     pc, sdp = await _offer()
     try:
         seed = await _seed(center, redis_db, b_stream, sdp)
@@ -438,14 +258,41 @@ async def test_no_route_shows_a_station_anything_of_another(
 
 def test_the_walk_fails_on_a_route_it_does_not_know(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'center.db'}"))
-    _route_table(app)  # the app as it is: known
+    route_table(app)  # the app as it is: known
 
     @app.get("/api/v1/new-thing/{thing_id}")
     async def new_thing(thing_id: str, region: str | None = None) -> dict[str, str]:
         return {}
 
     with pytest.raises(AssertionError) as failed:
-        _route_table(app)
+        route_table(app)
     message = str(failed.value)
     for hint in ("GET /api/v1/new-thing/{thing_id}", "'thing_id'", "'region'", "extend the tables"):
         assert hint in message
+
+
+# -- /metrics: the platform's scrape token, nothing else --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("configured", "headers", "status", "code"),
+    [
+        (None, SCRAPE, 404, "metrics_disabled"),  # off until a scrape token is chosen
+        (None, {}, 404, "metrics_disabled"),
+        (METRICS_TOKEN, {}, 401, "missing_token"),
+        (METRICS_TOKEN, {"Authorization": "Bearer wrong-scrape-token"}, 401, "invalid_token"),
+        (METRICS_TOKEN, {"Authorization": f"Bearer {METRICS_TOKEN}x"}, 401, "invalid_token"),
+        (METRICS_TOKEN, {"Authorization": f"Bearer {METRICS_TOKEN[:-1]}"}, 401, "invalid_token"),
+        (METRICS_TOKEN, auth(*ROLES["city"]), 403, "metrics_token_required"),  # even the city command's
+        (METRICS_TOKEN, auth(*ROLES["a_operator"]), 403, "metrics_token_required"),
+        (METRICS_TOKEN, SCRAPE, 503, "not_started"),  # accepted: the metrics come once the center runs
+    ],
+)
+async def test_metrics_take_only_the_scrape_token(
+    tmp_path: Path, configured: str | None, headers: dict[str, str], status: int, code: str
+) -> None:
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", metrics_token=configured)
+    transport = httpx.ASGITransport(app=create_app(settings))  # no lifespan: the services are never built
+    async with httpx.AsyncClient(transport=transport, base_url="http://center") as client:
+        response = await client.get("/metrics", headers=headers)
+    assert (response.status_code, response.json()["code"]) == (status, code)
