@@ -13,12 +13,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import websockets
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from center_api.auth import Principal, Role
 from center_api.feeds import FeedClientLimit, FeedHub
 from center_api.metrics import CenterMetrics
 from center_api.throttle import TokenFailureThrottle
+from gridwatch.cli import _center_settings
+from gridwatch.settings import GridwatchSettings
 from tests.center_api.conftest import SCRAPE, RunningCenter, auth, poll, token
 
 BAD = {"Authorization": "Bearer not-a-token"}
@@ -179,3 +182,38 @@ async def test_failed_token_checks_per_client_address(center_factory, database_u
         metrics = (await quiet.get("/metrics", headers=SCRAPE)).text
     assert "gridwatch_center_token_failures_total 7.0" in metrics
     assert "gridwatch_center_addresses_refused_total 2.0" in metrics
+
+
+LIMIT_VARIABLES = {
+    "GRIDWATCH_METRICS_TOKEN": "a-scrape-token-for-the-platform",
+    "GRIDWATCH_FEED_CLIENTS_PER_SUBJECT": "3",
+    "GRIDWATCH_TOKEN_FAILURES_MAX": "5",
+    "GRIDWATCH_TOKEN_FAILURE_WINDOW_S": "30",
+    "GRIDWATCH_TOKEN_BLOCK_S": "90",
+}
+
+
+def test_the_environment_sets_the_scrape_token_and_the_limits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setenv("GRIDWATCH_DATA_DIR", str(tmp_path))
+    for name in LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    default = _center_settings(GridwatchSettings())
+    assert default.metrics_token is None and default.feed_clients_per_subject == 8
+    for name, value in LIMIT_VARIABLES.items():
+        monkeypatch.setenv(name, value)
+    settings = _center_settings(GridwatchSettings())
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == LIMIT_VARIABLES["GRIDWATCH_METRICS_TOKEN"]
+    limits = (
+        settings.feed_clients_per_subject,
+        settings.token_failures_max,
+        settings.token_failure_window_s,
+        settings.token_block_s,
+    )
+    assert limits == (3, 5, 30.0, 90.0)
+    assert "a-scrape-token" not in repr(settings)
+    monkeypatch.setenv("GRIDWATCH_METRICS_TOKEN", "too-short")  # a guessable scrape token is refused
+    with pytest.raises(ValidationError, match="metrics_token"):
+        GridwatchSettings()
