@@ -90,7 +90,8 @@ class Trial:
     handed: int  # alerts handed over during this trial
     stored: int  # of those, stored
     lost: int
-    duplicated: int  # alerts counted twice, over the whole store (0 before the trial, or it failed)
+    duplicated: int  # alerts counted into incidents twice during this trial
+    fault_s: float  # from the fault's start to its end (for a pause: until the other replica caught up)
     recover_s: float  # from the fault's end until everything handed over by then was stored
     problems: list[str]
 
@@ -103,10 +104,11 @@ def run_trial(
     take `patience_s` each; a system that does not get there fails with the verdict so far."""
     assert stack.load is not None
     stack.ensure_running()
-    first = len(stack.load.handed())
+    first, twice = len(stack.load.handed()), stack.facts().duplicated
     stack.start_load()
     time.sleep(before_s)
     stack.inject_malformed()
+    began = time.monotonic()
     FAULTS[fault](stack)
     ended, backlog = time.monotonic(), stack.load.handed()
     stack.wait_stored(backlog, patience_s)
@@ -121,7 +123,8 @@ def run_trial(
         handed=len(mine),
         stored=len(mine) - len(mine & set(verdict.lost)),
         lost=len(mine & set(verdict.lost)),
-        duplicated=verdict.duplicated,
+        duplicated=verdict.duplicated - twice,
+        fault_s=ended - began,
         recover_s=recover_s,
         problems=verdict.problems(),
     )

@@ -46,7 +46,7 @@ import redis
 
 from center_api.auth import issue_token
 from contracts.bus import ALERTS_STREAM, CENTER_GROUP, DEAD_STREAM
-from tests.chaos.verdict import Verdict, frozen_writers, store_facts, stored_ids
+from tests.chaos.verdict import StoreFacts, Verdict, frozen_writers, store_facts, stored_ids
 from tests.support.handover import handed_over
 from tests.support.paths import REPO
 from tests.support.pgdb import PostgresDatabases
@@ -308,6 +308,9 @@ class ChaosStack:
     def _bus(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis.url, socket_timeout=10, socket_connect_timeout=10)
 
+    def facts(self) -> StoreFacts:
+        return asyncio.run(store_facts(self.libpq_url))
+
     def stored_ids(self) -> set[str]:
         return asyncio.run(stored_ids(self.libpq_url))
 
@@ -352,7 +355,7 @@ class ChaosStack:
     def verdict(self) -> Verdict:
         assert self.load is not None
         handed = self.load.handed()
-        facts = asyncio.run(store_facts(self.libpq_url))
+        facts = self.facts()
         stored = facts.stored
         pending, unread, _ = self.group_state()
         client = self._bus()
