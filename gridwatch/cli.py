@@ -21,7 +21,12 @@ import typer
 from contracts import Camera, CameraConfigError
 from gridwatch.settings import GridwatchSettings, default_consumer_name, default_worker_id
 
-app = typer.Typer(help="GridWatch: city-scale video-surveillance monitoring backend.", no_args_is_help=True)
+# A traceback never prints local variables: the settings hold the database URL with its password.
+app = typer.Typer(
+    help="GridWatch: city-scale video-surveillance monitoring backend.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 token_app = typer.Typer(help="Access tokens.", no_args_is_help=True)
 cameras_app = typer.Typer(help="Cameras: health and stream probes.", no_args_is_help=True)
 grid_app = typer.Typer(help="The city grid.", no_args_is_help=True)
