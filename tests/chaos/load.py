@@ -12,6 +12,7 @@ JOURNAL_DIR (the same worker, restarted), which sends it first.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
@@ -44,13 +45,13 @@ def make_alert(rng: random.Random, n: int) -> Alert:
 
 def main(argv: list[str]) -> int:
     redis_url, journal, ids_path, rate = argv[0], Path(argv[1]), Path(argv[2]), float(argv[3])
-    stop = threading.Event()
+    stop, parent = threading.Event(), os.getppid()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     publisher = RedisAlertPublisher(redis_url, journal, socket_timeout_s=0.5, backoff_max_s=0.5)
     handover = HandoverLog(ids_path, fsync_every_s=0.05)
     rng = random.Random()
     n = 0
-    while not stop.is_set():
+    while not stop.is_set() and os.getppid() == parent:  # a harness killed with SIGKILL leaves no load behind
         alert = make_alert(rng, n)
         publisher.publish(alert, SNAPSHOT if n % 10 == 0 else None)
         handover.record(alert.id)

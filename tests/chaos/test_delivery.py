@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", list(FAULTS), ids=lambda fault: fault.replace(" -9", "").replace(" ", "-"))
 def test_nothing_handed_over_is_lost_or_stored_twice(chaos_stack: ChaosStack, fault: str) -> None:
     trial = run_trial(chaos_stack, fault)
     assert trial.problems == [], chaos_stack.logs()
