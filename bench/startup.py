@@ -243,7 +243,7 @@ def main() -> int:
             start_center(env, port, work / "profile.log", profile=work / "restart.prof")
             stats = pstats.Stats(str(work / "restart.prof")).sort_stats("cumulative")
             for (file, line, name), (_, _, _, cum, _) in list(stats.stats.items()):  # type: ignore[attr-defined]
-                if REPO.as_posix() in file and "bench" not in file:
+                if file.startswith(REPO.as_posix()) and "site-packages" not in file and "/bench/" not in file:
                     profile_rows.append((f"{Path(file).relative_to(REPO)}:{line} {name}", f"{cum:.3f}"))
             profile_rows = sorted(profile_rows, key=lambda r: -float(r[1]))[:25]
 
