@@ -5,9 +5,10 @@ password (scram-sha-256 in pg_hba.conf) written into GRIDWATCH_DATABASE_URL, and
 cameras whose URLs all carry a password (in the userinfo, percent-encoded or raw, and in the query string),
 one of them a working stream. Then every kind of failure: a center started with a wrong database password,
 cameras that cannot be reached, the database killed (SIGKILL) mid-run and restarted, Redis stopped and
-restarted, and requests the API refuses. No log line, health record (gw:health:*), metric (worker and
-center), alert (the gw:alerts stream and the stored incidents), API response or error body may hold a
-password, the wrong one included, or a user:password pair.
+restarted, and requests the API refuses. No log line, health record (gw:health:*, `gridwatch cameras
+health`), metric (worker and center), alert (the gw:alerts stream, the dead letters, the stored incidents, the
+city command's WebSocket feed), API response or error body may hold a password, the wrong one included, or a
+user:password pair (a masked `user:***@` is fine).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,8 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 import redis
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from center_api.auth import issue_token
 from contracts import health_key
@@ -107,6 +111,27 @@ def _refused(url: str) -> bool:
     except asyncpg.InvalidPasswordError:
         return True
     return False
+
+
+class FeedListener:
+    """Keeps every message of one WebSocket feed, on a thread."""
+
+    def __init__(self, url: str) -> None:
+        self.messages: list[str] = []
+        self._ws = connect(url, open_timeout=10)
+        self._thread = threading.Thread(target=self._run, name="feed-listener", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for message in self._ws:
+                self.messages.append(message if isinstance(message, str) else message.decode())
+        except ConnectionClosed:
+            pass
+
+    def close(self) -> None:
+        self._ws.close()
+        self._thread.join(timeout=10)
 
 
 class Seen:
@@ -222,7 +247,8 @@ def test_no_password_leaks_from_the_stack_under_failures(
         assert refused.returncode != 0, output[-2000:]
         assert "password authentication failed" in output, output[-2000:]
 
-        city = bearer(issue_token(JWT, subject="chief", role="city_command", station_id=None))
+        city_token = issue_token(JWT, subject="chief", role="city_command", station_id=None)
+        city = bearer(city_token)
         vendor = bearer(issue_token(JWT, subject="vendor", role="integrator", station_id=None))
         center = Process("center", gridwatch_args("center", "--port", str(center_port)), env, tmp_path)
         worker = Process(
@@ -234,10 +260,12 @@ def test_no_password_leaks_from_the_stack_under_failures(
             tmp_path,
         )
         processes = [center, worker]
+        feed: FeedListener | None = None
         client = httpx.Client(base_url=f"http://127.0.0.1:{center_port}", timeout=30)
         bus = redis.Redis.from_url(redis_server.db_url(0), socket_timeout=10)
         try:
             wait_until(lambda: _status(client, "/api/v1/health") == 200, 120, "the center", processes)
+            feed = FeedListener(f"ws://127.0.0.1:{center_port}/api/v1/feed?token={city_token}")
 
             # 2. unreachable cameras: offline alerts reach the incidents, health says why
             def offline_incidents() -> int:
@@ -294,9 +322,16 @@ def test_no_password_leaks_from_the_stack_under_failures(
             )
             scan_redis(seen, bus, "after", list(urls))
             api_tour(seen, client, "after", city, vendor)
+            table = subprocess.run(
+                gridwatch_args("cameras", "health"), env=env, capture_output=True, text=True, timeout=60
+            )
+            assert "cam-refused" in seen.add("gridwatch cameras health", table.stdout + table.stderr)
             assert center.alive(), center.log_tail()
             assert worker.alive(), worker.log_tail()
         finally:
+            if feed is not None:
+                feed.close()
+                seen.add("the city command's feed", "\n".join(feed.messages))
             client.close()
             bus.close()
             for process in processes:
@@ -311,6 +346,7 @@ def test_no_password_leaks_from_the_stack_under_failures(
     leaks = find_leaks(seen.items)
     assert not leaks, "\n".join(leaks[:20])
     assert len(seen.items) > 60  # the tour did see the stack
+    assert "camera_offline" in dict(seen.items)["the city command's feed"]
 
 
 def find_leaks(items: list[tuple[str, str]]) -> list[str]:
