@@ -2,8 +2,10 @@
 
 Domain code raises these; `install_error_handlers(app)` turns each into its HTTP status and the body
 `{"detail": "<message>", "code": "<code>"}` (`ErrorBody`). Starlette's `HTTPException` (404 of an unknown
-route, 405 of a wrong method) gets the same body. Request validation errors keep FastAPI's standard
-422 `{"detail": [...]}` array.
+route, 405 of a wrong method, 400 of a body FastAPI cannot parse) gets the same body; a 405's `Allow` names
+every method of the path as the OpenAPI document has it. Request validation errors keep FastAPI's standard
+422 `{"detail": [...]}` array; a route that raises `Unprocessable` declares both 422 bodies
+(`error_responses(422)`).
 
     CenterError                  500 internal_error (base; raise a subclass)
      ├── BadRequest              400 bad_request
@@ -39,6 +41,8 @@ may change. A raise may give a more specific code than its class's, e.g.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -111,7 +115,8 @@ class UnsupportedMediaType(CenterError, status=415, code="unsupported_media_type
 class Unprocessable(CenterError, status=422, code="unprocessable"):
     """A well-formed request the domain refuses (a camera fixed to a cell the grid does not have).
 
-    Answered 422 with an `ErrorBody`; validation errors of the request's shape stay FastAPI's 422 array.
+    Answered 422 with an `ErrorBody`; validation errors of the request's shape stay FastAPI's 422 array. A
+    route that raises it declares `error_responses(422)`, which documents either body.
     """
 
 
@@ -152,10 +157,40 @@ async def _center_error(_request: Request, exc: Exception) -> Response:
     return _body(exc.status, exc.message, exc.code, exc.headers)
 
 
-async def _http_exception(_request: Request, exc: Exception) -> Response:
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+@functools.lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    """`/api/v1/cameras/{camera_id}` -> a pattern of the paths it stands for (a parameter is one segment)."""
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The methods of the request's path as the app's OpenAPI document has them: the path itself, else the
+    first template with the fewest parameters that matches it (concrete before templated, as OpenAPI routes).
+    Starlette's own 405 names only the methods of the first route it tried. None for an undocumented path."""
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    path = request.url.path
+    item = paths.get(path)
+    if item is None:
+        templates = sorted((p for p in paths if "{" in p), key=lambda p: p.count("{"))
+        item = next((paths[p] for p in templates if _template(p).fullmatch(path)), None)
+    if item is None:
+        return None
+    methods = {m.upper() for m in item if m in _METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD for every GET route
+    return ", ".join(sorted(methods))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # registered for HTTPException only
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return _body(exc.status_code, detail, _code_for(exc.status_code), exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405 and (allow := _allowed_methods(request)) is not None:
+        headers = {**(headers or {}), "Allow": allow}
+    return _body(exc.status_code, detail, _code_for(exc.status_code), headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -164,11 +199,35 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
 
 
+# A 422 of an operation whose handler raises `Unprocessable` is either body: FastAPI's validation array (the
+# request's shape) or an `ErrorBody` (a well-formed request the domain refuses). Both schemas are components
+# of every document of the center (ErrorBody from the other errors, HTTPValidationError from the routes
+# with parameters).
+_UNPROCESSABLE = {
+    "description": "The request's shape is invalid (FastAPI's array), or the domain refuses it (ErrorBody)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/HTTPValidationError"},
+                    {"$ref": "#/components/schemas/ErrorBody"},
+                ]
+            }
+        }
+    },
+}
+
+
+def _declared(status: int) -> dict[str, Any]:
+    if status == 422:
+        return _UNPROCESSABLE
+    return {"model": ErrorBody, "description": HTTPStatus(status).phrase}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries for a route decorator: each status documented with the `ErrorBody` schema."""
-    return {
-        status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in sorted(statuses)
-    }
+    """`responses=` entries for a route decorator: each status documented with the `ErrorBody` schema;
+    422 (given by a route that raises `Unprocessable`) with either FastAPI's array or an `ErrorBody`."""
+    return {status: _declared(status) for status in sorted(statuses)}
 
 
 __all__ = [

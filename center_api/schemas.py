@@ -4,12 +4,38 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from center_api.workflow import Status
 from contracts import DetectedObject, GeoPoint
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would take a bare number, or a string of one ("0.5", "1e9"), as Unix seconds: a time in a
+    # request is ISO 8601 or nothing.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("give an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z")
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise ValueError("give an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z, not a number")
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+RequestTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_as_utc)]
+"""A date-time in a request (query or body): ISO 8601 only, a bare number refused (422); naive means UTC."""
+
+Printable = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+"""Text in a request that names something (an id, a kind): no control characters. A NUL byte in one would
+reach PostgreSQL, which refuses it in text (a 500); it is refused as invalid (422) instead."""
 
 
 class IncidentPublic(BaseModel):
@@ -81,45 +107,31 @@ class IncidentQuery(BaseModel):
 
     model_config = ConfigDict(frozen=True)  # not `forbid`: `cursor`, `limit` and `token` share the query
 
-    cell: str | None = Field(default=None, max_length=64, description="Grid cell id")
-    community: str | None = Field(default=None, max_length=64, description="Community id")
-    street: str | None = Field(default=None, max_length=64, description="Street/township id")
-    district: str | None = Field(default=None, max_length=64, description="District/county id")
-    station: str | None = Field(default=None, max_length=64, description="Police station id")
-    camera: str | None = Field(default=None, max_length=128, description="Camera id")
-    kind: str | None = Field(default=None, max_length=32, description="Alert kind, e.g. intrusion")
+    cell: Printable | None = Field(default=None, max_length=64, description="Grid cell id")
+    community: Printable | None = Field(default=None, max_length=64, description="Community id")
+    street: Printable | None = Field(default=None, max_length=64, description="Street/township id")
+    district: Printable | None = Field(default=None, max_length=64, description="District/county id")
+    station: Printable | None = Field(default=None, max_length=64, description="Police station id")
+    camera: Printable | None = Field(default=None, max_length=128, description="Camera id")
+    kind: Printable | None = Field(default=None, max_length=32, description="Alert kind, e.g. intrusion")
     severity: int | None = Field(default=None, ge=1, le=4, description="1 (highest) .. 4")
     status: Status | None = Field(default=None, description="Workflow status")
-    since: datetime | None = Field(
+    since: RequestTime | None = Field(
         default=None, description="Incidents still active at or after this time (last_seen >= since)"
     )
-    until: datetime | None = Field(
+    until: RequestTime | None = Field(
         default=None, description="Incidents that began before this time (first_seen < until)"
     )
-
-    @field_validator("since", "until", mode="before")
-    @classmethod
-    def _iso_only(cls, value: Any) -> Any:
-        # pydantic would take a bare number as Unix seconds: a time in a query is ISO 8601 or nothing.
-        if value is not None and not isinstance(value, str | datetime):
-            raise ValueError("give an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z")
-        if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
-            raise ValueError("give an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z, not a number")
-        return value
-
-    @field_validator("since", "until")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: Status = Field(description="Target status")
-    note: str = Field(default="", max_length=2000, description="Why; kept in the audit trail")
+    # Free text: any character but NUL, which PostgreSQL refuses in text.
+    note: str = Field(
+        default="", max_length=2000, pattern=r"^[^\x00]*$", description="Why; kept in the audit trail"
+    )
 
 
 class FeedEventType(StrEnum):

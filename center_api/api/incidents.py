@@ -2,7 +2,7 @@
 one incident with its history, its snapshot, and workflow transitions.
 
 Errors come from the domain as they are (`center_api.errors`): a bad cursor 400, an absent or out-of-scope
-incident 404, a transition the workflow refuses 409."""
+incident 404, a transition the workflow refuses 409. A transition body that is not JSON is FastAPI's 400."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
 # Ids are 64-bit: a larger one is refused as invalid (422) instead of reaching the database.
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Incident id")]
+# A cursor is opaque: any string is well-formed, and one this server did not write is 400 `bad_cursor`.
+CursorParam = Annotated[
+    str | None,
+    Query(description="The `next_cursor` of the previous page; one this server did not write is 400"),
+]
 
 
 async def _visible(services: CenterServices, principal: Principal, incident_id: int) -> Incident:
@@ -44,7 +49,7 @@ async def list_incidents(
     services: ServicesDep,
     principal: IncidentViewerDep,
     filters: Annotated[IncidentQuery, Query()],
-    cursor: str | None = None,
+    cursor: CursorParam = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentPage:
     rows, next_cursor = await services.reader.list(
@@ -101,7 +106,7 @@ def _missing_snapshot(services: CenterServices, row: Incident) -> NotFound:
     "/{incident_id}/transitions",
     response_model=IncidentPublic,
     summary="Move an incident through the workflow (409 if the transition is not allowed)",
-    responses=route_errors(404, 409),
+    responses=route_errors(400, 404, 409),
 )
 async def transition(
     incident_id: IncidentId, body: TransitionIn, services: ServicesDep, principal: IncidentViewerDep

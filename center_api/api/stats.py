@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors
+from center_api.schemas import RequestTime
 from center_api.store.stats import StatsReader
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
 
 Unit = Literal["cell", "community", "street", "district", "station", "camera"]
+# ISO 8601 only (a bare number is refused), normalised to UTC, as the incident list's window.
+Since = Annotated[RequestTime | None, Query(description="Window start (ISO 8601)")]
+Until = Annotated[RequestTime | None, Query(description="Window end, exclusive (ISO 8601)")]
 
 
 @router.get(
@@ -24,8 +27,8 @@ async def stats(
     services: ServicesDep,
     principal: IncidentViewerDep,
     by: Unit = "community",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Since = None,
+    until: Until = None,
     top: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, object]:
     reader = StatsReader(services.sessions)
@@ -48,7 +51,7 @@ async def counts(
     services: ServicesDep,
     principal: IncidentViewerDep,
     by: Unit = "community",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Since = None,
+    until: Until = None,
 ) -> list[dict[str, object]]:
     return await StatsReader(services.sessions).counts(by, since, until, principal.station_scope)
