@@ -218,6 +218,11 @@ _UNPROCESSABLE = {
 }
 
 
+# What a route with a JSON body answers before its handler runs, to add to its declared statuses: 400 for a
+# body FastAPI cannot parse (not UTF-8) and 413 for one over `max_body_bytes` (`center_api.limits`).
+BODY_ERRORS = (400, 413)
+
+
 def _declared(status: int) -> dict[str, Any]:
     if status == 422:
         return _UNPROCESSABLE
@@ -231,6 +236,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 __all__ = [
+    "BODY_ERRORS",
     "BadRequest",
     "CenterError",
     "Conflict",

@@ -150,11 +150,14 @@ class Camera(BaseModel):
     cell_id: str | None = Field(
         default=None, max_length=128, description="Fixed grid cell; by default located from `location`"
     )
-    sample_fps: float = Field(default=1.0, gt=0, le=30, description="Frames per second handed to detection")
+    # Strict: a JSON number, never a string or a boolean of one (the bulk import converts its CSV text).
+    sample_fps: float = Field(
+        default=1.0, gt=0, le=30, strict=True, description="Frames per second handed to detection"
+    )
     rules: tuple[RuleConfig, ...] = Field(
         default=(), max_length=MAX_RULES, description="Event rules run on this camera"
     )
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True, description="true or false (not 0, 1 or a string)")
 
     @model_validator(mode="wrap")
     @classmethod

@@ -9,18 +9,27 @@ import asyncio
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from center_api.api.deps import CameraManagerDep, CameraViewerDep, ServicesDep, route_errors
+from center_api.api.params import CAMERA_ID_PATTERN, CameraIdPath
 from center_api.auth import Principal, Role
 from center_api.cameras.bulk import ImportLimits, ImportTooLarge, parse_import, parse_rows
 from center_api.cameras.registry import CameraRecord, UnknownCell
-from center_api.cameras.schemas import CameraPage, CameraPublic, CredentialsPublic, ImportReport, RowError
-from center_api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from center_api.cameras.schemas import (
+    CameraPage,
+    CameraPatch,
+    CameraPublic,
+    CredentialsPublic,
+    ImportReport,
+    RowError,
+)
+from center_api.errors import BODY_ERRORS, Conflict, Forbidden, NotFound, Unprocessable
+from center_api.schemas import Printable
 from center_api.services import CenterServices
 from contracts import Camera, StreamHealth, health_key
 
@@ -79,9 +88,14 @@ def _scope(principal: Principal) -> str | None:
 async def list_cameras(
     services: ServicesDep,
     principal: CameraViewerDep,
-    cell: str | None = None,
-    station: str | None = None,
-    cursor: str | None = None,
+    cell: Annotated[Printable | None, Query(max_length=128, description="Grid cell id")] = None,
+    station: Annotated[Printable | None, Query(max_length=64, description="Police station id")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=128, pattern=CAMERA_ID_PATTERN, description="The `next_cursor` of the previous page"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> CameraPage:
     scope = _scope(principal)
@@ -104,7 +118,9 @@ def _no_camera() -> NotFound:
 
 
 @router.get("/{camera_id}", response_model=CameraPublic, responses=route_errors(404))
-async def get_camera(camera_id: str, services: ServicesDep, principal: CameraViewerDep) -> CameraPublic:
+async def get_camera(
+    camera_id: CameraIdPath, services: ServicesDep, principal: CameraViewerDep
+) -> CameraPublic:
     rec = await services.cameras.get(camera_id)
     scope = _scope(principal)
     # Out of scope looks the same as absent.
@@ -122,7 +138,7 @@ async def _save(services: CenterServices, camera: Camera) -> CameraPublic:
     "",
     response_model=CameraPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=route_errors(409, 413),
+    responses=route_errors(*BODY_ERRORS, 409, 422),
 )
 async def create_camera(camera: Camera, services: ServicesDep, principal: CameraManagerDep) -> CameraPublic:
     if await services.cameras.get(camera.id) is not None:
@@ -134,10 +150,10 @@ async def create_camera(camera: Camera, services: ServicesDep, principal: Camera
     "/{camera_id}",
     response_model=CameraPublic,
     summary="Replace a camera (create if absent)",
-    responses=route_errors(404, 413),
+    responses=route_errors(*BODY_ERRORS, 404, 422),
 )
 async def put_camera(
-    camera_id: str, camera: Camera, services: ServicesDep, principal: CameraManagerDep
+    camera_id: CameraIdPath, camera: Camera, services: ServicesDep, principal: CameraManagerDep
 ) -> CameraPublic:
     if camera.id != camera_id:
         raise Unprocessable("body id differs from the path", code="id_mismatch")
@@ -148,19 +164,23 @@ async def put_camera(
     "/{camera_id}",
     response_model=CameraPublic,
     summary="Change some fields of a camera",
-    responses=route_errors(404, 413),
+    responses=route_errors(*BODY_ERRORS, 404, 422),
 )
 async def patch_camera(
-    camera_id: str,
+    camera_id: CameraIdPath,
     services: ServicesDep,
     principal: CameraManagerDep,
-    changes: Annotated[dict[str, object], Body()],
+    changes: CameraPatch,  # type: ignore[valid-type]  # a model derived from Camera's fields
 ) -> CameraPublic:
     rec = await services.cameras.get(camera_id)
     if rec is None:
         raise _no_camera()
     data = json.loads(rec.camera.model_dump_json())
-    data.update({k: v for k, v in changes.items() if k != "id"})
+    # JSON values (credentials in clear, as the stored dump has them) of the fields given, nothing else
+    given = changes.model_dump(mode="json", exclude_unset=True)  # type: ignore[attr-defined]
+    if given.pop("id", camera_id) != camera_id:
+        raise Unprocessable("body id differs from the path", code="id_mismatch")
+    data.update(given)
     try:
         camera = Camera.model_validate(data)
     except ValidationError as exc:
@@ -171,9 +191,43 @@ async def patch_camera(
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT, responses=route_errors(404))
-async def delete_camera(camera_id: str, services: ServicesDep, principal: CameraManagerDep) -> None:
+async def delete_camera(camera_id: CameraIdPath, services: ServicesDep, principal: CameraManagerDep) -> None:
     if not await services.cameras.delete(camera_id):
         raise _no_camera()
+
+
+# The import reads its body itself (streamed, bounded), so FastAPI does not document it: say what it takes.
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "description": "A header line naming the columns (id, url; name, site_type, site_id, "
+                    "lat, lon, cell_id, sample_fps, enabled), then one camera a record",
+                }
+            },
+            "application/geo+json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "features"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["FeatureCollection"]},
+                        "features": {
+                            "type": "array",
+                            # Any item: one that is not a Point feature is refused in the report, by row.
+                            "items": {
+                                "description": "A Feature with a Point geometry ([lon, lat]); its properties "
+                                "are the CSV columns",
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
 
 
 async def _import_body(request: Request, max_bytes: int) -> bytes:
@@ -198,6 +252,7 @@ async def _import_body(request: Request, max_bytes: int) -> bytes:
     "import_too_many_rows) and, for CSV, import_max_line_chars per record (413 import_line_too_long); "
     "a body that is not CSV or a GeoJSON FeatureCollection of Points: 400 unparsable_import.",
     responses=route_errors(400, 413),
+    openapi_extra=IMPORT_BODY,
 )
 async def import_cameras(
     request: Request, services: ServicesDep, principal: CameraManagerDep, dry_run: bool = False

@@ -7,13 +7,12 @@ cameras by location (the center finds the cell)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 from shapely.geometry import mapping
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors
 from center_api.grid import Level
+from center_api.schemas import RequestTime
 from center_api.store.stats import StatsReader
 
 router = APIRouter(prefix="/api/v1/grid", tags=["grid"])
@@ -27,8 +26,8 @@ router = APIRouter(prefix="/api/v1/grid", tags=["grid"])
 async def cells(
     services: ServicesDep,
     principal: IncidentViewerDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: RequestTime | None = None,  # ISO 8601 only, as every time in a request
+    until: RequestTime | None = None,
     open_only: bool = True,
 ) -> dict[str, object]:
     scope = principal.station_scope

@@ -2,7 +2,8 @@
 one incident with its history, its snapshot, and workflow transitions.
 
 Errors come from the domain as they are (`center_api.errors`): a bad cursor 400, an absent or out-of-scope
-incident 404, a transition the workflow refuses 409. A transition body that is not JSON is FastAPI's 400."""
+incident 404, a transition the workflow refuses 409. A transition body that is not JSON is FastAPI's 400,
+one over the body limit 413."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep, route_errors
 from center_api.auth import Principal
-from center_api.errors import NotFound
+from center_api.errors import BODY_ERRORS, NotFound
 from center_api.schemas import IncidentDetail, IncidentPage, IncidentPublic, IncidentQuery, TransitionIn
 from center_api.services import CenterServices
 from center_api.store.models import Incident
@@ -106,7 +107,7 @@ def _missing_snapshot(services: CenterServices, row: Incident) -> NotFound:
     "/{incident_id}/transitions",
     response_model=IncidentPublic,
     summary="Move an incident through the workflow (409 if the transition is not allowed)",
-    responses=route_errors(400, 404, 409),
+    responses=route_errors(*BODY_ERRORS, 404, 409),
 )
 async def transition(
     incident_id: IncidentId, body: TransitionIn, services: ServicesDep, principal: IncidentViewerDep

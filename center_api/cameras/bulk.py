@@ -107,6 +107,8 @@ def _camera(raw: dict[str, Any]) -> Camera:
         data["location"] = {"lat": float(lat), "lon": float(lon)}
     if isinstance(data.get("enabled"), str):
         data["enabled"] = data["enabled"].strip().lower() in ("1", "true", "yes", "y")
+    if isinstance(data.get("sample_fps"), str):  # CSV text; the camera takes a number only
+        data["sample_fps"] = float(data["sample_fps"])
     username, password = data.pop("username", None), data.pop("password", None)
     if username is not None or password is not None:
         data["credentials"] = {"username": username, "password": password}

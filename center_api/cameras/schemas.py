@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from contracts import GeoPoint, SiteType, StreamHealth
+from contracts import Camera, GeoPoint, SiteType, StreamHealth
 
 
 class CredentialsPublic(BaseModel):
@@ -66,3 +66,29 @@ class ImportReport(BaseModel):
     updated: int = 0
     errors: list[RowError]
     cells: dict[str, int] = Field(default_factory=dict, description="Valid cameras per assigned cell")
+
+
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # the patch's None means "not given", never a value to send
+
+
+def _patch_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, info in Camera.model_fields.items():
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = (
+            annotation,
+            Field(default=None, description=info.description, json_schema_extra=_without_default),
+        )
+    return fields
+
+
+# The body of `PATCH /api/v1/cameras/{camera_id}`: any of a camera's fields, each with the type and bounds
+# of `Camera`'s (derived from it, so the two never drift), nothing else (422); an `id` must be the path's. The
+# route merges what was given (`model_dump(exclude_unset=True)`) into the stored camera and validates it all.
+CameraPatch: type[BaseModel] = create_model(
+    "CameraPatch",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="Fields of a camera to change; those not given keep their value.",
+    **_patch_fields(),
+)

@@ -13,13 +13,16 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep
+from center_api.api.params import CameraIdPath
 from center_api.errors import Conflict, NotFound
 from center_api.live.relay import LiveRelay
 from center_api.live.router import CameraFilter, build_live_router
 from center_api.live.settings import LiveSettings
 
 
-async def live_camera_url(camera_id: str, services: ServicesDep, principal: IncidentViewerDep) -> str:
+async def live_camera_url(
+    camera_id: CameraIdPath, services: ServicesDep, principal: IncidentViewerDep
+) -> str:
     """FastAPI dependency: the stream URL of a camera the principal may watch (404 if not, 409 disabled)."""
     record = await services.cameras.get(camera_id)
     if record is None or not principal.may_see_station(record.station_id):

@@ -19,7 +19,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response, status
 
-from center_api.errors import NotFound, error_responses
+from center_api.api.params import CameraIdPath
+from center_api.errors import BODY_ERRORS, NotFound, error_responses
 from center_api.live.models import LiveAnswer, LiveOffer, LivePullPublic
 from center_api.live.relay import LiveRelay
 
@@ -53,9 +54,9 @@ def build_live_router(
     @router.post(
         "/cameras/{camera_id}/live",
         response_model=LiveAnswer,
-        responses=error_responses(400, 415, *_URL_ERRORS),
+        responses=error_responses(*BODY_ERRORS, 415, *_URL_ERRORS),
     )
-    async def start_live(camera_id: str, offer: LiveOffer, url: str = url_dep) -> LiveAnswer:
+    async def start_live(camera_id: CameraIdPath, offer: LiveOffer, url: str = url_dep) -> LiveAnswer:
         session, answer = await relay.open_session(camera_id, url, offer.sdp, offer.type)
         return LiveAnswer(sdp=answer.sdp, session_id=session.id, codec=session.codec.value)
 
@@ -64,7 +65,7 @@ def build_live_router(
         status_code=status.HTTP_204_NO_CONTENT,
         responses=error_responses(*_URL_ERRORS),
     )
-    async def stop_live(camera_id: str, session_id: str, url: str = url_dep) -> Response:
+    async def stop_live(camera_id: CameraIdPath, session_id: str, url: str = url_dep) -> Response:
         session = relay.session(session_id)
         if session is None or session.camera_id != camera_id:
             raise NotFound("no such live session", code="live_session_not_found")
