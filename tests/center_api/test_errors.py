@@ -246,3 +246,125 @@ async def test_a_running_center_answers_every_error_with_one_body(center_factory
     await body(r, 422, "unknown_cell")
     r = await c.post("/api/v1/cameras/import", content="{not json", headers=integrator)
     await body(r, 400, "unparsable_import")
+
+
+def test_body_operations_declare_what_a_body_is_answered(tmp_path: Path) -> None:
+    """A JSON body can be unparsable (400) or over the limit (413) before any handler; a camera write's 422 is
+    either FastAPI's array or the domain's ErrorBody (unknown_cell, id_mismatch)."""
+    document = _openapi(tmp_path)
+    with_body = [
+        (f"{method.upper()} {path}", op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if "requestBody" in op
+    ]
+    assert len(with_body) >= 6
+    for name, op in with_body:
+        assert {"400", "413", "422"} <= set(op["responses"]), name
+    either = {"anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"}, {"$ref": ERROR_BODY_REF}]}
+    for name in (
+        "POST /api/v1/cameras",
+        "PUT /api/v1/cameras/{camera_id}",
+        "PATCH /api/v1/cameras/{camera_id}",
+    ):
+        path, method = name.split(" ")[1], name.split(" ")[0].lower()
+        assert document["paths"][path][method]["responses"]["422"]["content"]["application/json"][
+            "schema"
+        ] == (either), name
+
+
+class _Untouchable:
+    """Services no handler may read: a request refused by validation never reaches its handler."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"a handler ran and read services.{name}")
+
+
+@pytest.fixture
+async def validating(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"))
+    app.state.services = _Untouchable()  # started, as far as the dependencies can tell
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+OFFER = {"sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", "type": "offer"}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "loc"),
+    [
+        # A NUL or another control character in a name: PostgreSQL refused NUL in text with a 500.
+        ("GET", "/api/v1/incidents?cell=c%00x", None, ["query", "cell"]),
+        ("GET", "/api/v1/incidents?kind=in%01trusion", None, ["query", "kind"]),
+        ("GET", "/api/v1/incidents?camera=%7F", None, ["query", "camera"]),
+        ("GET", "/api/v1/cameras?cell=%00", None, ["query", "cell"]),
+        ("GET", "/api/v1/cameras?station=st%00", None, ["query", "station"]),
+        ("GET", "/api/v1/cameras?cursor=cam%00", None, ["query", "cursor"]),
+        ("GET", "/api/v1/cameras/cam%00x", None, ["path", "camera_id"]),
+        ("DELETE", "/api/v1/cameras/cam%20x", None, ["path", "camera_id"]),
+        ("POST", "/api/v1/cameras/cam%00x/live", OFFER, ["path", "camera_id"]),
+        (
+            "POST",
+            "/api/v1/incidents/1/transitions",
+            {"to": "acknowledged", "note": "a\x00b"},
+            ["body", "note"],
+        ),
+        # A bare number is not a date-time, in any route's window.
+        ("GET", "/api/v1/incidents?since=0.5", None, ["query", "since"]),
+        ("GET", "/api/v1/incidents?until=1e9", None, ["query", "until"]),
+        ("GET", "/api/v1/stats?since=1700000000", None, ["query", "since"]),
+        ("GET", "/api/v1/stats/counts?until=-5.5", None, ["query", "until"]),
+        ("GET", "/api/v1/grid/cells?until=nan", None, ["query", "until"]),
+        # A camera body takes its documented fields and JSON types only.
+        ("PATCH", "/api/v1/cameras/cam-1", {"colour": "red"}, ["body", "colour"]),
+        ("PATCH", "/api/v1/cameras/cam-1", {"enabled": 1}, ["body", "enabled"]),
+        (
+            "PUT",
+            "/api/v1/cameras/cam-1",
+            {"id": "cam-1", "url": "rtsp://h/s", "enabled": 0},
+            ["body", "enabled"],
+        ),
+        (
+            "POST",
+            "/api/v1/cameras",
+            {"id": "cam-1", "url": "rtsp://h/s", "sample_fps": "2"},
+            ["body", "sample_fps"],
+        ),
+    ],
+)
+async def test_input_the_document_refuses_is_422_before_any_handler(
+    validating: httpx.AsyncClient, method: str, url: str, body: object, loc: list[str]
+) -> None:
+    r = await validating.request(method, url, json=body, headers=auth("city_command", None))
+    assert r.status_code == 422, r.text
+    # (the live routes' dependency checks the camera id too, so it may be named twice)
+    assert {tuple(e["loc"][: len(loc)]) for e in r.json()["detail"]} == {tuple(loc)}, r.text
+
+
+async def test_a_body_that_is_not_utf8_is_a_documented_400(validating: httpx.AsyncClient) -> None:
+    r = await validating.post(
+        "/api/v1/incidents/1/transitions",
+        content=b'{"to": "\xff"}',
+        headers={**auth("city_command", None), "Content-Type": "application/json"},
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/v1/cameras", "GET, HEAD, POST"),
+        ("DELETE", "/api/v1/cameras", "GET, HEAD, POST"),
+        ("OPTIONS", "/api/v1/cameras/import", "POST"),  # the concrete path, not /cameras/{camera_id}'s
+        ("OPTIONS", "/api/v1/cameras/cam-1", "DELETE, GET, HEAD, PATCH, PUT"),
+        ("GET", "/api/v1/incidents/1/transitions", "POST"),
+        ("POST", "/api/v1/health", "GET, HEAD"),
+    ],
+)
+async def test_a_405_allows_every_method_of_the_path(
+    validating: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    r = await validating.request(method, path, headers=auth("city_command", None))
+    assert (r.status_code, r.headers["allow"], r.json()["code"]) == (405, allow, "method_not_allowed")
