@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from center_api.cameras.schemas import CameraPatch
 from contracts import Camera, StreamHealth
 from tests.center_api.conftest import NANGUAN_1, XIADU_2, auth, make_alert, poll, xadd
 
@@ -34,6 +35,13 @@ async def test_crud_and_redaction(center_factory, database_url, redis_db) -> Non
     assert r.status_code == 200 and r.json()["cell_fixed"] and r.json()["station_id"] == "st-nanguan"
     bad = await c.patch("/api/v1/cameras/cam-new", json={"cell_id": "c-nowhere"}, headers=INT)
     assert bad.status_code == 422
+    # PATCH takes a camera's fields only; an id, if given, is the path's.
+    r = await c.patch("/api/v1/cameras/cam-new", json={"id": "cam-new", "name": "Gate 2"}, headers=INT)
+    assert (r.status_code, r.json()["name"]) == (200, "Gate 2")
+    r = await c.patch("/api/v1/cameras/cam-new", json={"id": "cam-other"}, headers=INT)
+    assert (r.status_code, r.json()["code"]) == (422, "id_mismatch")
+    r = await c.patch("/api/v1/cameras/cam-new", json={"colour": "red"}, headers=INT)
+    assert (r.status_code, r.json()["detail"][0]["loc"]) == (422, ["body", "colour"])
 
     # An alert from that camera now routes to its fixed cell, whatever its location says.
     xadd(redis_db, make_alert(XIADU_2, camera_id="cam-new"))
@@ -108,3 +116,13 @@ async def test_bulk_import_geojson(center_factory, database_url) -> None:
         await center.client.get("/api/v1/cameras", params={"cell": "c-xiadu-02", "limit": 20}, headers=INT)
     ).json()
     assert len(page["items"]) == 20 and page["next_cursor"]
+
+
+def test_camera_patch_has_every_camera_field_with_its_bounds() -> None:
+    patch = CameraPatch.model_json_schema()["properties"]
+    camera = Camera.model_json_schema()["properties"]
+    assert set(patch) == set(camera)
+    for name in ("id", "name", "url", "sample_fps", "rules", "cell_id"):
+        expected = {k: v for k, v in camera[name].items() if k != "default"}
+        assert patch[name] == expected, name
+    assert CameraPatch.model_validate({}).model_dump(exclude_unset=True) == {}  # nothing given, nothing set
