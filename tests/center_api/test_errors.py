@@ -368,3 +368,23 @@ async def test_a_405_allows_every_method_of_the_path(
 ) -> None:
     r = await validating.request(method, path, headers=auth("city_command", None))
     assert (r.status_code, r.headers["allow"], r.json()["code"]) == (405, allow, "method_not_allowed")
+
+
+@pytest.mark.integration
+async def test_a_nul_byte_never_reaches_postgresql(center_factory, pg_database_url, redis_db) -> None:
+    """PostgreSQL refuses NUL in text: before validation refused it, these were 500s."""
+    c = (await center_factory(pg_database_url)).client
+    city = auth("city_command", None)
+    for url in (
+        "/api/v1/cameras?cell=c%00",
+        "/api/v1/cameras?cursor=c%00",
+        "/api/v1/cameras/c%00",
+        "/api/v1/incidents?camera=c%00",
+        "/api/v1/incidents?station=s%00",
+    ):
+        r = await c.get(url, headers=city)
+        assert r.status_code == 422, (url, r.text)
+    r = await c.post(
+        "/api/v1/incidents/1/transitions", json={"to": "acknowledged", "note": "\x00"}, headers=city
+    )
+    assert r.status_code == 422, r.text
