@@ -182,7 +182,9 @@ def fuzz_config(
             "seed": seed,
             "headers": role.headers,
             # Every check; `max_response_time` stays off (it needs a limit, and a time limit would make the
-            # result depend on the machine's load, which a test must not).
+            # result depend on the machine's load, which a test must not). `use_after_free` and
+            # `ensure_resource_availability` judge a sequence of calls: they act in the stateful phase,
+            # which needs links between operations, and the document declares none.
             "checks": {"enabled": True},
             # No example database either (`.hypothesis/examples`): each run stands alone.
             "generation": {
