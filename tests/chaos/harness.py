@@ -39,7 +39,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import redis
@@ -51,7 +50,7 @@ from tests.support.handover import handed_over
 from tests.support.paths import REPO
 from tests.support.pgdb import PostgresDatabases
 from tests.support.rtsp import free_port
-from tests.support.servers import PostgresServer, RedisServer, ServerError
+from tests.support.servers import PostgresServer, RedisServer, ServerError, StartedThenClosed
 from tests.support.stack import DEMO_CONFIG, Process, api_get, gridwatch_args
 
 SECRET = "chaos-secret-of-sufficient-length-for-hs256"
@@ -177,7 +176,7 @@ class Load:
         return "--- load ---\n" + "\n".join(text[-lines:])
 
 
-class ChaosStack:
+class ChaosStack(StartedThenClosed):
     def __init__(self, workdir: Path, rate: int = 200) -> None:
         self.workdir = workdir
         self.rate = rate
@@ -223,18 +222,6 @@ class ChaosStack:
                 self._database.close()
         self.postgres.close()
         self.redis.close()
-
-    def __enter__(self) -> ChaosStack:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def logs(self) -> str:
         parts = [r.log_tail() for r in self.replicas.values()]

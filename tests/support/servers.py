@@ -116,7 +116,29 @@ def redis_binary() -> str:
     return found
 
 
-class _Server(ABC):
+class StartedThenClosed(ABC):
+    """`with` for what `start()`s and `close()`s: a start that fails half-way closes what it began."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _Server(StartedThenClosed):
     """What the two servers share: a free port, a directory of their own with the log, one child process, and
     stop, kill, close and `with`. A subclass builds its command line and says when the server is ready."""
 
@@ -182,18 +204,6 @@ class _Server(ABC):
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class RedisServer(_Server):
