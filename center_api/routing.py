@@ -38,6 +38,9 @@ class AlertRouter:
         else:
             self._cameras[camera_id] = place
 
+    def camera_ids(self) -> set[str]:
+        return set(self._cameras)
+
     def place_camera(self, place: CameraPlace) -> Placement:
         if place.cell_id is not None:
             return self.locator.placement(place.cell_id)

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.errors import Unprocessable
@@ -91,10 +92,13 @@ class CameraRegistry:
         return len(new)
 
     async def load(self) -> int:
-        """Load every camera's position into the router. The rows were validated when saved: their place
-        is read from the stored JSON as it is (validating 8,502 cameras again costs a restart 0.3 s)."""
+        """Load every camera's position into the router (and forget cameras the registry no longer has). The
+        rows were validated when saved: their place is read from the stored JSON as it is (validating 8,502
+        cameras again costs a restart 0.3 s)."""
         async with self._sessions() as session:
             rows = (await session.execute(select(CameraRow.id, CameraRow.data))).all()
+        for gone in self._router.camera_ids() - {camera_id for camera_id, _ in rows}:
+            self._router.set_camera(gone, None)
         for camera_id, data in rows:
             location = data.get("location") or {}
             place = CameraPlace(data.get("cell_id"), location.get("lat"), location.get("lon"))
@@ -208,18 +212,25 @@ class CameraRegistry:
             log.warning("could not publish %d camera changes: %s", len(changed) + len(removed), exc)
 
     async def follow_changes(self) -> None:
-        """Keep this replica's router current with changes made through other replicas."""
+        """Keep this replica's router current with changes made through other replicas. After a lost
+        subscription the router is loaded again from the registry: changes announced meanwhile were missed."""
+        lost = False
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(cameras_channel(channel_db(self._redis)))
+                if lost:
+                    log.info("camera change subscription back; reloaded %d cameras", await self.load())
+                    lost = False
                 async for message in pubsub.listen():
                     raw = message.get("data")
                     camera_id = raw.decode() if isinstance(raw, bytes) else str(raw)
                     record = await self.get(camera_id)
                     self._router.set_camera(camera_id, CameraPlace.of(record.camera) if record else None)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError, DBAPIError) as exc:
+                # DBAPIError: the registry could not be read (a database outage); the next round reads again.
                 log.warning("camera change subscription lost: %s", exc)
+                lost = True
                 await asyncio.sleep(2.0)
             finally:
                 with contextlib.suppress(RedisConnectionError, OSError):

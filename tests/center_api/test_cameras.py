@@ -126,3 +126,34 @@ def test_camera_patch_has_every_camera_field_with_its_bounds() -> None:
         expected = {k: v for k, v in camera[name].items() if k != "default"}
         assert patch[name] == expected, name
     assert CameraPatch.model_validate({}).model_dump(exclude_unset=True) == {}  # nothing given, nothing set
+
+
+async def test_a_replica_that_lost_its_camera_subscription_loads_what_it_missed(
+    center_factory, database_url, redis_db
+) -> None:
+    """A change announced while a replica's subscription is down (Redis restarted, a cut) goes unheard;
+    the replica loads the registry again once it subscribes, so it routes by what it missed."""
+    first = await center_factory(database_url)
+    other = await center_factory(database_url)
+    router = other.app.state.services.router  # type: ignore[attr-defined]
+    assert "missed-cam" not in router.camera_ids()
+    redis_db.client_kill_filter(_type="pubsub")  # both replicas lose their subscriptions for ~2 s
+    body = {
+        "id": "missed-cam",
+        "url": "rtsp://10.1.1.9/ch1",
+        "location": {"lat": XIADU_2[0], "lon": XIADU_2[1]},
+    }
+    created = await first.client.post("/api/v1/cameras", json=body, headers=INT)
+    assert created.status_code == 201, created.text
+
+    async def known() -> bool:
+        return "missed-cam" in router.camera_ids()
+
+    async def forgotten() -> bool:
+        return not await known()
+
+    await poll(known, within_s=30)
+    redis_db.client_kill_filter(_type="pubsub")
+    removed = await first.client.delete("/api/v1/cameras/missed-cam", headers=INT)
+    assert removed.status_code == 204, removed.text
+    await poll(forgotten, within_s=30)
