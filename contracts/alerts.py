@@ -33,8 +33,9 @@ class GeoPoint(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lat: float = Field(ge=-90, le=90, description="Latitude, degrees")
-    lon: float = Field(ge=-180, le=180, description="Longitude, degrees")
+    # Strict: a JSON number (an integer too), never a string or a boolean of one.
+    lat: float = Field(ge=-90, le=90, strict=True, description="Latitude, degrees")
+    lon: float = Field(ge=-180, le=180, strict=True, description="Longitude, degrees")
 
 
 class DetectedObject(BaseModel):

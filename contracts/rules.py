@@ -15,9 +15,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
-Point = tuple[float, float]
+# JSON numbers only: pydantic would read a string ("1.5") or a boolean (false) as a number, which a rule's
+# JSON Schema refuses. An integer is a valid Number.
+Number = Annotated[float, Strict()]
+Integer = Annotated[int, Strict()]
+Point = tuple[Number, Number]
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "motorcycle")
 MAX_POLYGON_POINTS = 1000  # a zone is tested against every detection of every sampled frame
@@ -46,7 +50,7 @@ class TimeWindow(BaseModel):
 
     start: str = Field(description="HH:MM, inclusive")
     end: str = Field(description="HH:MM, exclusive")
-    days: tuple[int, ...] = Field(
+    days: tuple[Integer, ...] = Field(
         default=(0, 1, 2, 3, 4, 5, 6), description="Weekdays the window starts on, 0=Monday .. 6=Sunday"
     )
 
@@ -69,14 +73,14 @@ class _RuleBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(min_length=1, max_length=64, description="Rule id, unique per camera")
-    severity: int = Field(default=2, ge=1, le=4, description="1 highest .. 4 lowest")
+    severity: Integer = Field(default=2, ge=1, le=4, description="1 highest .. 4 lowest")
     classes: tuple[str, ...] = Field(default=("person",), description="Object classes the rule watches")
-    min_confidence: float = Field(default=0.35, ge=0, le=1)
-    min_area: float = Field(default=0.0, ge=0, le=1, description="Smallest box area, fraction of the image")
-    max_area: float = Field(default=1.0, gt=0, le=1, description="Largest box area, fraction of the image")
-    cooldown_s: float = Field(default=60.0, ge=0, description="Quiet time before the same rule fires again")
+    min_confidence: Number = Field(default=0.35, ge=0, le=1)
+    min_area: Number = Field(default=0.0, ge=0, le=1, description="Smallest box area, fraction of the image")
+    max_area: Number = Field(default=1.0, gt=0, le=1, description="Largest box area, fraction of the image")
+    cooldown_s: Number = Field(default=60.0, ge=0, description="Quiet time before the same rule fires again")
     windows: tuple[TimeWindow, ...] = Field(default=(), description="Active time windows; empty = always")
-    utc_offset_minutes: int = Field(
+    utc_offset_minutes: Integer = Field(
         default=0, ge=-14 * 60, le=14 * 60, description="Camera local time minus UTC, for `windows`"
     )
 
@@ -99,20 +103,24 @@ class _ZoneRule(_RuleBase):
 
 class IntrusionRuleConfig(_ZoneRule):
     kind: Literal["intrusion"] = "intrusion"
-    min_samples: int = Field(default=1, ge=1, le=100, description="Consecutive samples inside before firing")
+    min_samples: Integer = Field(
+        default=1, ge=1, le=100, description="Consecutive samples inside before firing"
+    )
 
 
 class VehicleZoneRuleConfig(_ZoneRule):
     kind: Literal["vehicle_restricted"] = "vehicle_restricted"
     classes: tuple[str, ...] = Field(default=VEHICLE_CLASSES, description="Vehicle classes not allowed")
-    min_samples: int = Field(default=2, ge=1, le=100, description="Consecutive samples inside before firing")
+    min_samples: Integer = Field(
+        default=2, ge=1, le=100, description="Consecutive samples inside before firing"
+    )
 
 
 class LoiteringRuleConfig(_ZoneRule):
     kind: Literal["loitering"] = "loitering"
-    severity: int = Field(default=3, ge=1, le=4, description="1 highest .. 4 lowest")
-    dwell_s: float = Field(default=60.0, gt=0, le=86_400, description="Seconds one track stays in the zone")
-    max_gap_s: float = Field(
+    severity: Integer = Field(default=3, ge=1, le=4, description="1 highest .. 4 lowest")
+    dwell_s: Number = Field(default=60.0, gt=0, le=86_400, description="Seconds one track stays in the zone")
+    max_gap_s: Number = Field(
         default=5.0,
         ge=0,
         le=600,
@@ -122,16 +130,16 @@ class LoiteringRuleConfig(_ZoneRule):
 
 class CrowdRuleConfig(_ZoneRule):
     kind: Literal["crowd"] = "crowd"
-    min_count: int = Field(default=5, ge=2, le=1000, description="People in the zone at once")
-    min_duration_s: float = Field(default=10.0, ge=0, le=86_400, description="Seconds the count must hold")
-    clear_s: float = Field(
+    min_count: Integer = Field(default=5, ge=2, le=1000, description="People in the zone at once")
+    min_duration_s: Number = Field(default=10.0, ge=0, le=86_400, description="Seconds the count must hold")
+    clear_s: Number = Field(
         default=10.0, ge=0, le=3600, description="Seconds below `min_count` before the episode ends"
     )
 
 
 class LineCrossingRuleConfig(_RuleBase):
     kind: Literal["line_crossing"] = "line_crossing"
-    severity: int = Field(default=3, ge=1, le=4, description="1 highest .. 4 lowest")
+    severity: Integer = Field(default=3, ge=1, le=4, description="1 highest .. 4 lowest")
     line: str = Field(default="line", min_length=1, max_length=64, description="Line id")
     a: Point = Field(description="First end of the line, normalized (x, y)")
     b: Point = Field(description="Second end of the line, normalized (x, y)")
@@ -140,7 +148,7 @@ class LineCrossingRuleConfig(_RuleBase):
         description="Side A is where cross(b - a, p - a) > 0: for a line drawn left to right, the side below "
         "it (image y grows downward). `a_to_b` fires when an object moves from side A to side B",
     )
-    cooldown_s: float = Field(default=5.0, ge=0, description="Quiet time per track before it counts again")
+    cooldown_s: Number = Field(default=5.0, ge=0, description="Quiet time per track before it counts again")
 
     @field_validator("a", "b")
     @classmethod
@@ -162,20 +170,22 @@ class TamperRuleConfig(BaseModel):
 
     kind: Literal["tamper"] = "tamper"
     id: str = Field(min_length=1, max_length=64, description="Rule id, unique per camera")
-    severity: int = Field(default=2, ge=1, le=4, description="1 highest .. 4 lowest")
-    learn_s: float = Field(default=10.0, ge=0, le=3600, description="Seconds of normal view to learn from")
-    min_samples: int = Field(
+    severity: Integer = Field(default=2, ge=1, le=4, description="1 highest .. 4 lowest")
+    learn_s: Number = Field(default=10.0, ge=0, le=3600, description="Seconds of normal view to learn from")
+    min_samples: Integer = Field(
         default=3, ge=1, le=100, description="Consecutive bad samples to raise an episode"
     )
-    clear_samples: int = Field(default=3, ge=1, le=100, description="Consecutive good samples to clear it")
-    dark_level: float = Field(default=20.0, ge=0, le=255, description="Mean grey below this is a blackout")
-    flat_std: float = Field(
+    clear_samples: Integer = Field(
+        default=3, ge=1, le=100, description="Consecutive good samples to clear it"
+    )
+    dark_level: Number = Field(default=20.0, ge=0, le=255, description="Mean grey below this is a blackout")
+    flat_std: Number = Field(
         default=12.0, ge=0, le=128, description="Grey std-dev below this is a covered lens"
     )
-    blur_ratio: float = Field(
+    blur_ratio: Number = Field(
         default=0.35, gt=0, lt=1, description="Sharpness below this fraction of the reference is defocus"
     )
-    scene_change: float = Field(
+    scene_change: Number = Field(
         default=0.35,
         gt=0,
         lt=1,

@@ -320,6 +320,13 @@ OFFER = {"sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", "type": "offer"}
         # A camera body takes its documented fields and JSON types only.
         ("PATCH", "/api/v1/cameras/cam-1", {"colour": "red"}, ["body", "colour"]),
         ("PATCH", "/api/v1/cameras/cam-1", {"enabled": 1}, ["body", "enabled"]),
+        ("PATCH", "/api/v1/cameras/cam-1", {"location": {"lat": "36.6", "lon": 101.7}}, ["body", "location"]),
+        (
+            "PATCH",
+            "/api/v1/cameras/cam-1",
+            {"rules": [{"kind": "tamper", "id": "t", "flat_std": False}]},
+            ["body", "rules"],
+        ),
         (
             "PUT",
             "/api/v1/cameras/cam-1",
