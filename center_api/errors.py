@@ -29,7 +29,9 @@ every method of the path as the OpenAPI document has it. Request validation erro
      ├── TooManyRequests         429 too_many_requests      (a client limit: feeds per token, bad tokens)
      └── Unavailable             503 unavailable
           ├── CameraOffline          camera_offline           (live.source)
-          └── LiveBusy               live_busy                (live.relay)
+          ├── LiveBusy               live_busy                (live.relay)
+          └── StoreUnavailable       store_unavailable        (the database or Redis is away: a refused
+                                                               connection, a server in crash recovery)
 
 The three errors of live.relay also derive from its `LiveError` (any live-view error).
 
@@ -42,6 +44,7 @@ may change. A raise may give a more specific code than its class's, e.g.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -50,7 +53,13 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 # A Starlette HTTPException carries only a status: give it the code of the tree's class for that status
 # (the first class declared with it, a branch below).
@@ -130,6 +139,11 @@ class Unavailable(CenterError, status=503, code="unavailable"):
     """The center, or something it depends on (a camera stream), cannot serve this now; try later."""
 
 
+class StoreUnavailable(Unavailable, code="store_unavailable"):
+    """The database or Redis cannot be reached (`install_error_handlers` maps their connection errors
+    here)."""
+
+
 class ErrorBody(BaseModel):
     """The body of every error answer except request validation (422, FastAPI's own array)."""
 
@@ -193,10 +207,47 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return _body(exc.status_code, detail, _code_for(exc.status_code), headers)
 
 
+# Retry-After of a `StoreUnavailable`: a PostgreSQL restart or a Redis fail-over takes seconds.
+STORE_RETRY_AFTER_S = 5
+# What a connection to the database or Redis raises when the server is away (besides SQLAlchemy's DBAPIError).
+_AWAY = (ConnectionError, RedisConnectionError, RedisTimeoutError, SQLAlchemyTimeoutError)
+
+
+def store_away(exc: BaseException) -> bool:
+    """Whether `exc` says the database or Redis is away (not that it refused a statement for its data)."""
+    if isinstance(exc, DBAPIError):
+        # A refused connection or a server in recovery; an integrity or data error is a statement's own.
+        return not isinstance(exc, IntegrityError | DataError | ProgrammingError)
+    return isinstance(
+        exc, ConnectionError | RedisConnectionError | RedisTimeoutError | SQLAlchemyTimeoutError
+    )
+
+
+async def _store_error(_request: Request, exc: Exception) -> Response:
+    if not store_away(exc):
+        raise exc  # a real fault: Starlette's 500 and its log line
+    error = StoreUnavailable(
+        "a service the center depends on (the database or Redis) is unavailable; try again shortly",
+        headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
+    log.warning("answered 503: the database or Redis is away (%s)", type(exc).__name__)
+    return _body(error.status, error.message, error.code, error.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every `CenterError` and every Starlette `HTTPException` of `app` as an `ErrorBody`."""
+    """Render every `CenterError` and every Starlette `HTTPException` of `app` as an `ErrorBody`, and the
+    connection errors of the database and Redis as a 503 `store_unavailable` (not a bare 500 that drops the
+    connection)."""
     app.add_exception_handler(CenterError, _center_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    for kind in (
+        DBAPIError,
+        ConnectionError,
+        RedisConnectionError,
+        RedisTimeoutError,
+        SQLAlchemyTimeoutError,
+    ):
+        app.add_exception_handler(kind, _store_error)
 
 
 # A 422 of an operation whose handler raises `Unprocessable` is either body: FastAPI's validation array (the

@@ -246,16 +246,8 @@ class ChaosStack(StartedThenClosed):
         self.postgres.kill()
 
     def start_postgres(self, timeout: float = 60.0) -> None:
-        """Restart the postmaster; until the killed one's backends have exited it refuses to start."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.postgres.start()
-                return
-            except ServerError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        """Restart the postmaster (also right after a kill -9)."""
+        self.postgres.restart(timeout)
 
     def ensure_running(self) -> None:
         """Bring back whatever an earlier case left down (so that a failed case does not fail the next)."""

@@ -323,6 +323,18 @@ class PostgresServer(_Server):
         self._wait_ready("postgres", self._ready, timeout_s, 0.1)
         return self
 
+    def restart(self, timeout_s: float = 60.0) -> Self:
+        """Start again on the same port and directory, also right after `kill()`: until the killed
+        postmaster's backends have exited, a new one refuses to start, so this tries until `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.start()
+            except ServerError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def _ready(self) -> bool:
         # Line 8 of postmaster.pid is the postmaster's status; "ready" once it accepts connections (pg_ctl -w
         # reads the same line). Line 1 is its pid: after a kill -9 the dead postmaster's file still says
