@@ -1,7 +1,8 @@
 """The `gw:alerts` consumer: group `center`, batches, commit-then-XACK, XAUTOCLAIM, dead letters.
 
 Each loop: claim entries idle in dead consumers' pending lists (every `claim_every_s`), remove consumers that
-have been silent for `reap_idle_ms` with nothing pending, re-read this consumer's own pending entries after a
+have been silent for `reap_idle_ms` with nothing pending, trim the entries every group acknowledged more than
+`keep_acked_s` ago, re-read this consumer's own pending entries after a
 failure or a restart (the name is stable: `center-<host>` by default), then read new entries. A batch is
 decoded (bad entries go to `gw:alerts:dead` with the reason, and are acknowledged), routed, stored in one
 transaction, acknowledged, and published to the feeds. A snapshot over the store's `max_bytes`
@@ -58,6 +59,34 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return reaped
 """
+# KEYS: stream. ARGV: keep ms. Trims the entries that every group of the stream has acknowledged and that are
+# older than ARGV[1] ms (an id's first part is its time). A group's bound is its oldest pending entry, or else
+# the entry after its last delivered one; XTRIM MINID keeps ids at or above the lowest bound (exact: the work is
+# the entries trimmed, a few seconds' worth each round). No group: nothing.
+_TRIM = """
+local function below(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 then return 0 end
+local t = redis.call('TIME')
+local bound = tostring(math.floor(tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000 - tonumber(ARGV[1]))) .. '-0'
+for _, g in ipairs(groups) do
+  local info = {}
+  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  local reach = info['last-delivered-id']
+  local ms, seq = string.match(reach, '(%d+)-(%d+)')
+  reach = ms .. '-' .. tostring(tonumber(seq) + 1)
+  if tonumber(info['pending']) > 0 then
+    reach = redis.call('XPENDING', KEYS[1], info['name'])[2]
+  end
+  if below(reach, bound) then bound = reach end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+"""
 
 
 def refused_for_its_data(exc: DBAPIError) -> bool:
@@ -89,6 +118,7 @@ class ConsumerTuning:
     claim_idle_ms: int = 60_000  # another consumer's pending entries idle this long are claimed
     claim_every_s: float = 5.0  # how often XAUTOCLAIM runs
     reap_idle_ms: int = 3_600_000  # consumers silent this long with nothing pending are removed
+    keep_acked_s: float = 60.0  # entries every group acknowledged are trimmed from the stream after this
 
 
 class AlertConsumer:
@@ -144,6 +174,7 @@ class AlertConsumer:
             self._next_claim = now + self._tuning.claim_every_s
             handled += await self.claim_idle()
             await self.reap_dead()
+            await self.trim_acknowledged()
         if self._recover:
             reply = cast(
                 StreamsReply,
@@ -205,6 +236,16 @@ class AlertConsumer:
             log.info("consumer %s removed %d dead consumers: %s", self.consumer, len(names), ", ".join(names))
             self._metrics.consumers_reaped.inc(len(names))
         return names
+
+    async def trim_acknowledged(self) -> int:
+        """Trim the entries that every group acknowledged more than `keep_acked_s` ago (their incidents are
+        stored): the stream then holds what is still to be stored, not every snapshot of the last million
+        alerts. Entries pending anywhere, or never delivered, stay."""
+        keep_ms = int(self._tuning.keep_acked_s * 1000)
+        trimmed = int(cast(int, await self._redis.eval(_TRIM, 1, ALERTS_STREAM, keep_ms)))
+        if trimmed:
+            self._metrics.entries_trimmed.inc(trimmed)
+        return trimmed
 
     async def handle(self, entries: Sequence[Entry]) -> int:
         if not entries:

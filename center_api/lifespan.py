@@ -102,7 +102,9 @@ def _background(services: CenterServices) -> list[asyncio.Task[None]]:
         snapshots=services.snapshots,
         on_events=services.hub.publish,
         metrics=services.metrics,
-        tuning=ConsumerTuning(s.batch_size, s.block_ms, s.claim_idle_ms, s.claim_every_s, s.reap_idle_ms),
+        tuning=ConsumerTuning(
+            s.batch_size, s.block_ms, s.claim_idle_ms, s.claim_every_s, s.reap_idle_ms, s.stream_keep_acked_s
+        ),
     )
     tasks = [
         asyncio.create_task(consumer.run(), name="alert-consumer"),

@@ -25,6 +25,10 @@ class CenterMetrics:
         self.consumers_reaped = counter(
             "gridwatch_center_consumers_reaped", "Dead consumers removed from the group"
         )
+        self.entries_trimmed = counter(
+            "gridwatch_center_entries_trimmed",
+            "Stream entries every group had acknowledged, trimmed after stream_keep_acked_s",
+        )
         self.consumer_lag = gauge("gridwatch_center_consumer_lag", "Entries not yet delivered to the group")
         self.pending = gauge("gridwatch_center_pending_entries", "Delivered but unacknowledged entries")
         self.locate_seconds = latency("gridwatch_center_locate_seconds", "Locate and route one batch")

@@ -50,6 +50,13 @@ class CenterSettings(BaseModel):
         ge=1000,
         description="Consumers silent this long with nothing pending are removed from the group",
     )
+    stream_keep_acked_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=7 * 86_400,
+        description="Entries of gw:alerts that every consumer group acknowledged are trimmed after this "
+        "(the incident store keeps them); the stream holds the backlog, not every snapshot",
+    )
     ack_sla_s: dict[int, float] = Field(
         default_factory=_default_ack_sla,
         description="Seconds to acknowledge by severity; an incident still new after that escalates",

@@ -88,6 +88,7 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
         consumer_name=settings.consumer_name or default_consumer_name(),
         claim_idle_ms=settings.claim_idle_ms,
         reap_idle_ms=settings.reap_idle_ms,
+        stream_keep_acked_s=settings.stream_keep_acked_s,
         snapshot_retention_days=settings.snapshot_retention_days,
         metrics_token=settings.metrics_token,
         feed_clients_per_subject=settings.feed_clients_per_subject,

@@ -58,6 +58,12 @@ class GridwatchSettings(BaseSettings):
     reap_idle_ms: int = Field(
         default=3_600_000, ge=1000, description="Center: silent consumers with nothing pending are removed"
     )
+    stream_keep_acked_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=7 * 86_400,
+        description="Center: acknowledged gw:alerts entries are trimmed after this (the store keeps them)",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         min_length=16,

@@ -231,6 +231,7 @@ def test_no_password_leaks_from_the_stack_under_failures(
             GRIDWATCH_MODEL=str(model_path()),
             GRIDWATCH_JWT_SECRET=JWT,
             GRIDWATCH_METRICS_TOKEN=SCRAPE_TOKEN,
+            GRIDWATCH_STREAM_KEEP_ACKED_S="86400",  # every alert of the run stays in the stream for the scan
         )
         assert find_leaks([("database URL", env["GRIDWATCH_DATABASE_URL"])])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 
@@ -160,3 +162,46 @@ def test_only_rows_the_database_refuses_for_their_data_are_dead_lettered(
     """A database that is away (a kill -9 of the postmaster: refused connections, then "starting up")
     must never dead-letter a batch: it is retried. Only integrity and data errors are the rows' fault."""
     assert refused_for_its_data(error) is dead_letter
+
+
+async def test_acknowledged_entries_are_trimmed_and_pending_or_unread_ones_stay(
+    center_factory, database_url, redis_db
+) -> None:
+    """The stream keeps what is still to be stored: entries every group acknowledged go after
+    `stream_keep_acked_s`; an entry pending in a (dead) consumer, every entry after it, and entries another
+    group has not read yet stay."""
+    _read_and_never_acknowledged(redis_db, "dead-replica", 1)  # the oldest entry, pending in a dead consumer
+    held_id = redis_db.xrange("gw:alerts")[0][0]
+    redis_db.xgroup_create("gw:alerts", "audit", id="$")  # another reader, from here on
+    center = await center_factory(
+        database_url, stream_keep_acked_s=0, claim_every_s=0.2, claim_idle_ms=3_600_000
+    )
+    later = [make_alert(NANGUAN_1, camera_id=f"cam-later-{i}") for i in range(20)]
+    for alert in later:
+        xadd(redis_db, alert)
+
+    async def stored() -> bool:
+        return sum(i["count"] for i in await _items(center)) == len(later)
+
+    await poll(stored)
+    await asyncio.sleep(1.0)  # a few trim rounds
+    ids = [entry_id for entry_id, _ in redis_db.xrange("gw:alerts")]
+    assert ids[0] == held_id and len(ids) == 1 + len(later), "the audit group has read nothing: all stay"
+
+    redis_db.xreadgroup("audit", "auditor", {"gw:alerts": ">"}, count=100)
+    audit_pending = redis_db.xpending("gw:alerts", "audit")["pending"]
+    assert audit_pending == len(later)
+    redis_db.xack("gw:alerts", "audit", *ids[1:])
+    await asyncio.sleep(1.0)
+    # The audit group is done, but the center's own group still holds the dead replica's entry: it stays,
+    # and so does everything after it.
+    assert [entry_id for entry_id, _ in redis_db.xrange("gw:alerts")] == ids
+
+    redis_db.xack("gw:alerts", "center", held_id)  # as a claim would, once stored
+
+    async def trimmed() -> bool:
+        return redis_db.xlen("gw:alerts") <= 1  # everything acknowledged; XTRIM keeps the bound's own entry
+
+    await poll(trimmed, within_s=30)
+    metrics = await center.client.get("/metrics", headers=SCRAPE)
+    assert "gridwatch_center_entries_trimmed_total" in metrics.text
