@@ -78,7 +78,14 @@ def main() -> int:
             parser.error(f"unknown roles: {sorted(wanted - {r.name for r in callers})}")
         with center.running():
             for role in callers:
-                report = run_role(center.app, role, seed=args.seed, examples=args.examples, phases=phases)
+                report = run_role(
+                    center.app,
+                    role,
+                    seed=args.seed,
+                    examples=args.examples,
+                    phases=phases,
+                    base_url=center.base_url,
+                )
                 reports.append(report)
                 print(
                     f"{role.name}: {report.cases} cases, {len(report.findings)} failures, "

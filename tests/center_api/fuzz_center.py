@@ -1,17 +1,20 @@
 """Schemathesis against the center's OpenAPI document, one run per role: what tests/center_api/test_fuzz.py
 and bench/fuzz.py share.
 
-`FuzzCenter` runs the real app in-process (schemathesis' ASGI transport starts its lifespan once: a private
-Redis DB, SQLite in a temporary directory, the demo city) and stores a few incidents through the real
-consumer before the first run, so reads have data. `roles(city)` gives one caller per kind of token: an
-operator of each station, a station admin, city command, an integrator, no token, an expired token and a
-token signed with another key. `run_role` runs schemathesis' engine (examples, coverage and fuzzing phases,
-every check) with that caller's headers and returns what failed, one `Finding` per operation and check.
+`FuzzCenter` runs the real app under uvicorn on a free port of 127.0.0.1, in a thread of this process (a
+private Redis DB, SQLite in a temporary directory, the demo city; the lifespan starts and stops once, as in
+production, not through schemathesis' ASGI transport, whose lifespan shutdown once hung a run) and stores a
+few incidents through the real consumer before the first run, so reads have data. `roles(city)` gives one
+caller per kind of token: an operator of each station, a station admin, city command, an integrator, no token,
+an expired token and a token signed with another key. `run_role` runs schemathesis' engine (examples, coverage
+and fuzzing phases, every check) with that caller's headers and returns what failed, one `Finding` per
+operation and check.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,17 +27,18 @@ import jwt
 import redis
 import requests
 import schemathesis
+import uvicorn
 from fastapi import FastAPI
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
-from schemathesis.python import asgi
 
 from center_api.app import create_app
 from center_api.auth import ALGORITHM, issue_token
 from center_api.grid import City
 from tests.center_api.conftest import NANGUAN_1, SECRET, XIADU_2, make_alert, make_settings, xadd
+from tests.support.rtsp import free_port
 
 JPEG = b"\xff\xd8\xff\xe0" + b"f" * 64 + b"\xff\xd9"
 OTHER_SECRET = "another-secret-of-sufficient-length-for-hs256"
@@ -208,10 +212,16 @@ def run_role(
     examples: int,
     phases: Sequence[str] = PHASES,
     skip_coverage: Sequence[str] = (),
+    base_url: str | None = None,
 ) -> RoleReport:
-    """Run schemathesis against `app` as `role`; its lifespan must be running (`FuzzCenter`)."""
+    """Run schemathesis against `app` as `role`: over HTTP at `base_url` (a `FuzzCenter`), or in-process
+    through schemathesis' ASGI transport (an app without a lifespan of its own)."""
     config = fuzz_config(role, seed=seed, examples=examples, phases=phases, skip_coverage=skip_coverage)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+    if base_url is None:
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+    else:
+        schema = schemathesis.openapi.from_dict(app.openapi(), config=config)
+        schema.config.update(base_url=base_url)
     report = RoleReport(role.name)
     labels: set[str] = set()
     started = time.monotonic()
@@ -222,7 +232,8 @@ def run_role(
                 report.cases += len(event.recorder.interactions)
                 _record_findings(event.recorder, report)
             elif isinstance(event, events.NonFatalError):
-                # An exception out of the app (in-process, a 500 surfaces as the exception) or schemathesis'.
+                # An exception out of the app (in-process, a 500 surfaces as the exception), a connection the
+                # server dropped, or schemathesis' own.
                 report.errors.append(f"{event.label}: {event.info.message}")
             elif isinstance(event, events.FatalError):
                 report.errors.append(f"fatal: {event.exception!r}")
@@ -278,7 +289,7 @@ def _alerts() -> list[tuple[Any, bytes | None]]:
 
 
 class FuzzCenter:
-    """The real app, started once in schemathesis' ASGI thread, with incidents stored by its consumer."""
+    """The real app under uvicorn in a thread of this process, with incidents stored by its consumer."""
 
     def __init__(self, redis_url: str, directory: Path, database_url: str | None = None) -> None:
         self.redis_url = redis_url
@@ -294,17 +305,33 @@ class FuzzCenter:
         )
         self.app = create_app(self.settings)
         self.city: City = self.app.state.city
+        self.base_url = ""  # while `running`
 
     @contextmanager
     def running(self, within_s: float = 60.0) -> Iterator[FuzzCenter]:
-        client = asgi.get_client(self.app)
+        """Serve the app on a free port until the block ends (`base_url` meanwhile)."""
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, name="fuzz-center", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + within_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError(f"the center did not start within {within_s} s")
+            time.sleep(0.05)
+        self.base_url = f"http://127.0.0.1:{port}"
+        client = requests.Session()
         try:
-            with client:  # starts the lifespan; it runs until `shutdown_lifespans`
-                self._store_incidents(client, within_s)
-                yield self
+            self._store_incidents(client, within_s)
+            yield self
         finally:
             client.close()
-            asgi.shutdown_lifespans()
+            server.should_exit = True
+            thread.join(within_s)
+            if thread.is_alive():
+                raise AssertionError(f"the center did not stop within {within_s} s")
 
     def _store_incidents(self, client: requests.Session, within_s: float) -> None:
         alerts = _alerts()
@@ -317,7 +344,7 @@ class FuzzCenter:
         headers = _bearer(issue_token(SECRET, subject="seed", role="city_command", station_id=None))
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
-            page = client.get("/api/v1/incidents", headers=headers)
+            page = client.get(f"{self.base_url}/api/v1/incidents", headers=headers, timeout=30)
             if page.status_code == 200 and len(page.json()["items"]) >= len(alerts):
                 return
             time.sleep(0.1)

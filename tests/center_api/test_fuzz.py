@@ -56,6 +56,7 @@ def test_every_operation_answers_as_documented(center: FuzzCenter, role: Role) -
         examples=EXAMPLES,
         phases=("coverage", "fuzzing"),
         skip_coverage=CAMERA_BODIES,
+        base_url=center.base_url,
     )
     assert report.operations == _operations(center)  # every operation ran, none was skipped
     assert report.cases >= report.operations * 5
