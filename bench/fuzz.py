@@ -3,7 +3,7 @@
   .venv/bin/python bench/fuzz.py [--examples 300] [--seed 1] [--database sqlite|postgres]
                                  [--phases examples,coverage,fuzzing] [--roles city_command,no_token]
 
-The same run as tests/center_api/test_fuzz.py (tests/center_api/fuzz_center.py: the real app in-process, a
+The same run as tests/center_api/test_fuzz.py (tests/center_api/fuzz_center.py: the real app under uvicorn, a
 private Redis, the demo city, incidents stored by the real consumer, every check of schemathesis) with
 `--examples` cases per operation and phase and every phase for every role. `--database postgres` runs on a
 private PostgreSQL (tests/support), which refuses some input SQLite takes (a NUL byte in text). Prints a
