@@ -61,8 +61,8 @@ return reaped
 """
 # KEYS: stream. ARGV: keep ms. Trims the entries that every group of the stream has acknowledged and that are
 # older than ARGV[1] ms (an id's first part is its time). A group's bound is its oldest pending entry, or else
-# the entry after its last delivered one; XTRIM MINID keeps ids at or above the lowest bound (exact: the work is
-# the entries trimmed, a few seconds' worth each round). No group: nothing.
+# the entry after its last delivered one; XTRIM MINID keeps ids at or above the lowest bound (exact: the work
+# is the entries trimmed, a few seconds' worth each round). No group: nothing.
 _TRIM = """
 local function below(a, b)
   local am, as = string.match(a, '(%d+)-(%d+)')
