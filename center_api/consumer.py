@@ -27,11 +27,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from center_api.metrics import CenterMetrics
 from center_api.routing import AlertRouter
 from center_api.snapshots import SnapshotStore
+from center_api.store.db import refused_for_its_data
 from center_api.store.incidents import IncidentWriter, RoutedAlert, StoredEvent
 from contracts import Alert
 from contracts.bus import ALERTS_STREAM, CENTER_GROUP, DEAD_STREAM, decode_alert_entry
@@ -87,16 +88,6 @@ for _, g in ipairs(groups) do
 end
 return redis.call('XTRIM', KEYS[1], 'MINID', bound)
 """
-
-
-def refused_for_its_data(exc: DBAPIError) -> bool:
-    """Whether the database refused the rows themselves (an integrity or data error, SQLSTATE class 23 or
-    22), which no retry changes. Anything else (a lost connection, a server starting up or shutting down, no
-    resources, a deadlock) is the database being away: the batch is retried, never dead-lettered. asyncpg's
-    errors reach SQLAlchemy as its generic DBAPIError, so the SQLSTATE decides for them."""
-    if isinstance(exc, (IntegrityError, DataError)):
-        return True
-    return str(getattr(exc.orig, "sqlstate", None) or "")[:2] in ("22", "23")
 
 
 async def ensure_group(redis: Redis, stream: str = ALERTS_STREAM, group: str = CENTER_GROUP) -> None:
@@ -258,7 +249,7 @@ class AlertConsumer:
             except (ValidationError, ValueError) as exc:
                 dead.append((entry_id, fields, f"invalid alert: {str(exc)[:500]}"))
                 continue
-            refused = self._refused_snapshot(snapshot)
+            refused = self._snapshots.refusal(snapshot) if snapshot else None
             if refused is not None:
                 dead.append((entry_id, fields, f"{refused}; the alert is stored without it"))
                 snapshot = None
@@ -276,16 +267,6 @@ class AlertConsumer:
         await self._redis.xack(ALERTS_STREAM, CENTER_GROUP, *ids)
         await self._on_events(events)
         return len(entries)
-
-    def _refused_snapshot(self, snapshot: bytes | None) -> str | None:
-        """Why a snapshot cannot be stored (too large, not a JPEG), or None."""
-        if not snapshot:
-            return None
-        if len(snapshot) > self._snapshots.max_bytes:
-            return f"snapshot of {len(snapshot)} bytes over snapshot_max_bytes ({self._snapshots.max_bytes})"
-        if not snapshot.startswith(b"\xff\xd8"):
-            return "snapshot is not a JPEG"
-        return None
 
     def _store_snapshots(self, blobs: Sequence[bytes | None]) -> list[str | None]:
         return [self._snapshots.put(b) if b else None for b in blobs]

@@ -55,9 +55,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from center_api.store.db import refused_for_its_data
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +218,8 @@ _AWAY = (ConnectionError, RedisConnectionError, RedisTimeoutError, SQLAlchemyTim
 def store_away(exc: BaseException) -> bool:
     """Whether `exc` says the database or Redis is away (not that it refused a statement for its data)."""
     if isinstance(exc, DBAPIError):
-        # A refused connection or a server in recovery; an integrity or data error is a statement's own.
-        return not isinstance(exc, IntegrityError | DataError | ProgrammingError)
+        # A refused connection or a server in recovery; a refused row or a bad statement is a real fault.
+        return not (refused_for_its_data(exc) or isinstance(exc, ProgrammingError))
     return isinstance(
         exc, ConnectionError | RedisConnectionError | RedisTimeoutError | SQLAlchemyTimeoutError
     )

@@ -45,9 +45,17 @@ class SnapshotStore:
             raise ValueError("not a sha256 hex digest")
         return self.root / digest[:2] / f"{digest}.jpg"
 
+    def refusal(self, data: bytes) -> str | None:
+        """Why `data` cannot be stored (over `max_bytes`, not a JPEG), or None (empty data is no refusal)."""
+        if len(data) > self.max_bytes:
+            return f"snapshot of {len(data)} bytes over snapshot_max_bytes ({self.max_bytes})"
+        if data and not data.startswith(b"\xff\xd8"):
+            return "snapshot is not a JPEG"
+        return None
+
     def put(self, data: bytes) -> str | None:
         """Store JPEG bytes once; returns the digest, or None for empty, too large or non-JPEG data."""
-        if not data or len(data) > self.max_bytes or not data.startswith(b"\xff\xd8"):
+        if not data or self.refusal(data) is not None:
             return None
         digest = hashlib.sha256(data).hexdigest()
         path = self.path(digest)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,17 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # transaction fails and its batch is retried (stored once: the writer is idempotent on alert ids). The
 # center's transactions do no slow work between their statements.
 IDLE_IN_TRANSACTION_MS = 10_000
+
+
+def refused_for_its_data(exc: DBAPIError) -> bool:
+    """Whether the database refused the rows themselves (an integrity or data error, SQLSTATE class 23 or
+    22), which no retry changes. Anything else (a lost connection, a server starting up or shutting down, no
+    resources, a deadlock) is the database being away: the consumer retries its batch, never dead-letters it,
+    and the API answers 503. asyncpg's errors reach SQLAlchemy as its generic DBAPIError, so the SQLSTATE
+    decides for them."""
+    if isinstance(exc, (IntegrityError, DataError)):
+        return True
+    return str(getattr(exc.orig, "sqlstate", None) or "")[:2] in ("22", "23")
 
 
 def make_engine(database_url: str) -> AsyncEngine:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 
-from center_api.consumer import refused_for_its_data
+from center_api.store.db import refused_for_its_data
 from contracts import Alert, encode_alert_entry
 from tests.center_api.conftest import NANGUAN_1, SCRAPE, auth, make_alert, poll, xadd
 
