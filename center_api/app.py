@@ -20,6 +20,7 @@ from center_api.limits import BodyLimit, RequestBodyLimit
 from center_api.live.access import center_live_router
 from center_api.metrics import CenterMetrics
 from center_api.settings import CenterSettings
+from center_api.throttle import TokenFailureThrottle
 
 API_DESCRIPTION = """GridWatch monitoring center: grid-routed incidents, workflow, live feeds, statistics
 and the camera registry. Every endpoint but `/api/v1/health` needs a bearer token.
@@ -38,6 +39,13 @@ def create_app(settings: CenterSettings) -> FastAPI:
     app.state.metrics = CenterMetrics()
     app.state.city = load_city(settings.config_dir)  # GridConfigError names the file and feature
     app.state.services = None  # set by the lifespan while the center runs
+    # failed token checks per client address: auth counts them also before start-up
+    app.state.token_throttle = TokenFailureThrottle(
+        settings.token_failures_max,
+        settings.token_failure_window_s,
+        settings.token_block_s,
+        settings.token_failure_addresses,
+    )
     app.state.ready = False
     install_error_handlers(app)
     app.add_middleware(

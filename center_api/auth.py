@@ -113,17 +113,8 @@ def client_address(conn: HTTPConnection) -> str:
 
 
 def _throttle(conn: HTTPConnection) -> TokenFailureThrottle:
-    """The app's table of failed token checks, built from its settings on first use."""
-    state = conn.app.state
-    throttle: TokenFailureThrottle | None = getattr(state, "token_throttle", None)
-    if throttle is None:
-        settings = state.settings
-        throttle = state.token_throttle = TokenFailureThrottle(
-            settings.token_failures_max,
-            settings.token_failure_window_s,
-            settings.token_block_s,
-            settings.token_failure_addresses,
-        )
+    """The app's table of failed token checks (`create_app` builds it from the settings)."""
+    throttle: TokenFailureThrottle = conn.app.state.token_throttle
     return throttle
 
 
