@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from center_api.workflow import Status
 from contracts import DetectedObject, GeoPoint
+from contracts.camera import CONTROL_RANGE
 
 
 def _iso_only(value: Any) -> Any:
@@ -33,7 +34,7 @@ def _as_utc(value: datetime) -> datetime:
 RequestTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_as_utc)]
 """A date-time in a request (query or body): ISO 8601 only, a bare number refused (422); naive means UTC."""
 
-Printable = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+Printable = Annotated[str, Field(pattern=f"^[^{CONTROL_RANGE}]*$")]
 """Text in a request that names something (an id, a kind): no control characters. A NUL byte in one would
 reach PostgreSQL, which refuses it in text (a 500); it is refused as invalid (422) instead."""
 

@@ -33,8 +33,9 @@ from contracts.rules import RuleConfig
 from contracts.streams import REDACTED, join_credentials, redact_url, split_credentials
 
 MAX_RULES = 64  # rules per camera; each runs on every sampled frame
-_CONTROL = frozenset(chr(c) for c in [*range(0x20), 0x7F])
-_CONTROL_CHAR = re.compile("[\x00-\x1f\x7f]")
+# Control characters (NUL, newline, ... DEL) as a regex range, for Python's `re` and pydantic patterns alike.
+CONTROL_RANGE = r"\x00-\x1f\x7f"
+_CONTROL_CHAR = re.compile(f"[{CONTROL_RANGE}]")
 
 
 class SiteType(StrEnum):
@@ -70,9 +71,9 @@ class StreamCredentials(BaseModel):
     @classmethod
     def _param_names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for name, secret in value.items():
-            if not name or len(name) > 64 or any(c in "=&;#?/% " or c in _CONTROL for c in name):
+            if not name or len(name) > 64 or _CONTROL_CHAR.search(name) or any(c in "=&;#?/% " for c in name):
                 raise ValueError(f"parameter name {name[:64]!r} is not a URL parameter name")
-            if len(secret.get_secret_value()) > 1024 or _CONTROL.intersection(secret.get_secret_value()):
+            if len(secret.get_secret_value()) > 1024 or _CONTROL_CHAR.search(secret.get_secret_value()):
                 raise ValueError(f"parameter {name!r}: over 1024 characters or a control character")
         return value
 
