@@ -20,6 +20,17 @@ from contracts.bus import (
     health_key,
 )
 from contracts.camera import Camera, CameraConfigError, SiteType, StreamCredentials, parse_cameras
+from contracts.clips import (
+    CLIP_REQUESTS_STREAM,
+    NO_CLIP_KINDS,
+    ClipFailure,
+    ClipMeta,
+    ClipNote,
+    ClipRequest,
+    ClipState,
+    decode_clip_request,
+    encode_clip_request,
+)
 from contracts.frames import AlertSink, Frame, FrameSink, Picture
 from contracts.health import CameraState, StreamHealth
 from contracts.rules import IntrusionRuleConfig, RuleConfig
@@ -38,6 +49,13 @@ from contracts.streams import (
 __all__ = [
     "ALERTS_STREAM",
     "CAMERAS_KEY",
+    "CLIP_REQUESTS_STREAM",
+    "NO_CLIP_KINDS",
+    "ClipFailure",
+    "ClipMeta",
+    "ClipNote",
+    "ClipRequest",
+    "ClipState",
     "CENTER_GROUP",
     "DEAD_STREAM",
     "HEALTH_PREFIX",
@@ -62,6 +80,8 @@ __all__ = [
     "cameras_channel",
     "channel_db",
     "decode_alert_entry",
+    "decode_clip_request",
+    "encode_clip_request",
     "describe_stream_error",
     "encode_alert_entry",
     "feed_channel",

@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.clips import ClipNote
+
 ALERT_SCHEMA_VERSION = 1
 
 
@@ -81,6 +83,9 @@ class Alert(BaseModel):
     worker_id: str | None = None
     model: str | None = Field(default=None, description="Detector model that saw it")
     detail: str | None = Field(default=None, max_length=2000, description="Human-readable reason")
+    clip: ClipNote | None = Field(
+        default=None, description="Whether the worker records a clip of it (None: no clip recorder)"
+    )
     # Filled by the center when it routes the alert.
     cell_id: str | None = None
     community_id: str | None = None

@@ -39,4 +39,14 @@ class StreamHealth(BaseModel):
         description="Samples the frame sink dropped (replaced by a newer one or gone stale), counted once",
     )
     last_error: str | None = None
+    preroll_s: float | None = Field(
+        default=None, ge=0, description="Seconds of compressed video the pre-roll ring holds now (None: off)"
+    )
+    ring_bytes: int | None = Field(default=None, ge=0, description="Bytes the camera's pre-roll ring holds")
+    ring_limit_bytes: int | None = Field(default=None, ge=0, description="The camera's pre-roll ring bound")
+    ring_note: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Why the ring keeps fewer seconds than configured (bitrate over the bound, budget)",
+    )
     updated_at: datetime | None = None
