@@ -28,6 +28,7 @@ class AlertKind(StrEnum):
     tamper = "tamper"
     camera_offline = "camera_offline"
     camera_online = "camera_online"
+    operator_clip = "operator_clip"  # an operator saved the last seconds of a camera (no rule fired)
 
 
 class GeoPoint(BaseModel):

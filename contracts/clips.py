@@ -27,7 +27,7 @@ CLIP_REQUESTS_STREAM = "gw:clip-requests"
 CLIP_REQUESTS_MAXLEN = 10_000
 CLIP_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 # Offline/online are stream-health alerts: there is no picture to show, so they get no clip.
-NO_CLIP_KINDS = frozenset({"camera_offline", "camera_online"})
+NO_CLIP_KINDS = frozenset({"camera_offline", "camera_online", "operator_clip"})  # the last: made by request
 MAX_CLIP_ALERTS = 256
 
 
