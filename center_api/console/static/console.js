@@ -2,6 +2,7 @@
 
 import { api, ApiError, getToken, imageUrl, setToken, whenUnauthorized } from "./api.js";
 import { loadCameras, renderCameras } from "./cameras.js";
+import { ClipView } from "./clips.js";
 import { Feed } from "./feed.js";
 import { GridMap } from "./map.js";
 import { hangUp, openLive, setupLive } from "./live.js";
@@ -18,6 +19,7 @@ const state = {
   map: null,
   mapTimer: null,
   audio: null,
+  clips: null, // ClipView: the incident's event clips in the panel
 };
 
 // ---- sign-in ------------------------------------------------------------------------------------------
@@ -54,6 +56,7 @@ function signOut() {
   state.me = null;
   state.incidents.clear();
   state.cards.clear();
+  state.clips.reset();
   $("cards").replaceChildren();
   showSignIn();
 }
@@ -235,6 +238,8 @@ function fillPanel(incident, history) {
   const img = $("p-img");
   if (incident.snapshot_url) imageUrl(incident.snapshot_url).then((url) => { img.src = url; }).catch(() => img.removeAttribute("src"));
   else img.removeAttribute("src");
+  // The clip replaces the snapshot once there is one the browser can play.
+  state.clips.show(incident, { onRefresh: () => renderPanel(incident.id, { refetch: true }) });
   const boxes = $("p-boxes");
   boxes.replaceChildren(...(incident.objects || []).filter((o) => Array.isArray(o.box)).map((o) => {
     const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
@@ -370,7 +375,7 @@ function setupKeys() {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if ([...document.querySelectorAll("dialog")].some((d) => d.open)) return;
     const tag = document.activeElement?.tagName;
-    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || tag === "VIDEO") return; // a video's controls use keys
     const actions = {
       j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
       n: () => move(1, true), a: () => transition("acknowledged"), d: openDispatch,
@@ -407,7 +412,11 @@ function stop() {
 function main() {
   state.map = new GridMap($("map"), { onCell: showCell, onCamera: (cam) => openLive(cam) });
   setupPanel();
-  setupLive();
+  state.clips = new ClipView();
+  setupLive({
+    currentIncident: () => (state.selected === null ? null : state.incidents.get(state.selected) || null),
+    openIncident: (id) => select(id),
+  });
   setupKeys();
   whenUnauthorized(() => { stop(); showSignIn("Your token was refused or has expired. Sign in again."); });
   $("feed-filter").addEventListener("change", () => render());

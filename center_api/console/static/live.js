@@ -2,9 +2,12 @@
 // viewers; we hang up explicitly when the dialog closes or the page goes away.
 
 import { api, ApiError } from "./api.js";
-import { $ } from "./util.js";
+import { $, el } from "./util.js";
 
 let current = null; // {pc, cameraId, sessionId, timer}
+let shown = null; // the camera in the dialog (the save form works without a live picture)
+let hooks = { currentIncident: () => null, openIncident: () => {} };
+const MAX_SAVE_S = 10; // the center's default pre-roll; a center with less answers 422 and the page says so
 
 function message(text, bad = false) {
   const node = $("live-msg");
@@ -28,6 +31,8 @@ export async function openLive(camera) {
   const video = $("live-video");
   $("live-title").textContent = `Live — ${camera.name || camera.id}`;
   $("live-codec").textContent = "";
+  shown = camera;
+  prepareSave(camera);
   video.srcObject = null;
   message("Connecting…");
   if (!dialog.open) dialog.showModal();
@@ -96,6 +101,68 @@ export function hangUp({ keepalive = false } = {}) {
   video.srcObject = null;
 }
 
+// ---- "save the last N seconds" ------------------------------------------------------------------------------
+
+function saveMessage(text, bad = false, incidentId = null) {
+  const node = $("live-save-msg");
+  node.classList.toggle("bad", bad);
+  node.replaceChildren(text);
+  if (incidentId !== null) {
+    node.append(el("button", {
+      type: "button", class: "ghost", id: "live-save-open",
+      onclick: () => { $("live").close(); hooks.openIncident(incidentId); },
+    }, `Show incident #${incidentId}`));
+  }
+}
+
+// The operator may add the clip to the open incident in the panel; by default when it is this camera's.
+function prepareSave(camera) {
+  const incident = hooks.currentIncident();
+  const into = incident && incident.open ? incident : null;
+  $("live-save-into-label").hidden = !into;
+  $("live-save-into").checked = Boolean(into && into.camera_id === camera.id);
+  $("live-save-into").dataset.incident = into ? into.id : "";
+  $("live-save-into-id").textContent = into ? `#${into.id}${into.camera_id !== camera.id ? ` (camera ${into.camera_id})` : ""}` : "";
+  $("live-save-btn").disabled = false;
+  saveMessage("");
+}
+
+async function saveClip(event) {
+  event.preventDefault();
+  const camera = shown;
+  if (!camera) return;
+  const seconds = Number($("live-save-s").value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_SAVE_S) {
+    saveMessage(`Choose 1 to ${MAX_SAVE_S} seconds.`, true);
+    return;
+  }
+  const into = $("live-save-into").checked && $("live-save-into").dataset.incident
+    ? Number($("live-save-into").dataset.incident) : null;
+  $("live-save-btn").disabled = true;
+  saveMessage(`Saving the last ${seconds} s of ${camera.id}…`);
+  try {
+    const answer = await api(`/api/v1/cameras/${encodeURIComponent(camera.id)}/clips`, {
+      method: "POST", body: { seconds, incident_id: into, note: null },
+    });
+    if (shown !== camera) return;
+    const where = into === null ? `new incident #${answer.incident_id}` : `incident #${answer.incident_id}`;
+    saveMessage(`Requested: the last ${seconds} s of ${camera.id} go into ${where}; the clip appears there once the worker has uploaded it.`,
+      false, answer.incident_id);
+    $("live-save-msg").dataset.request = answer.request_id;
+  } catch (err) {
+    if (shown !== camera) return;
+    const why = {
+      422: `Not saved: ${err.message}`,
+      404: `Not saved: camera ${camera.id} (or the incident) is not in your station's scope or does not exist.`,
+      403: `Not saved: your role may not save clips (${err.message}).`,
+      409: `Not saved: ${err.message}`,
+    }[err instanceof ApiError ? err.status : 0];
+    saveMessage(why || `Not saved: ${err.message}`, true);
+  } finally {
+    if (shown === camera) $("live-save-btn").disabled = false;
+  }
+}
+
 // Diagnostics for support and tests: the current session's inbound video statistics.
 async function liveStats() {
   if (!current) return null;
@@ -109,10 +176,13 @@ async function liveStats() {
   return out;
 }
 
-export function setupLive() {
+// `currentIncident()`: the incident open in the panel (or null); `openIncident(id)`: show one in the panel.
+export function setupLive({ currentIncident, openIncident } = {}) {
+  hooks = { currentIncident: currentIncident || hooks.currentIncident, openIncident: openIncident || hooks.openIncident };
   window.gridwatchLiveStats = liveStats;
   const dialog = $("live");
   $("live-close").addEventListener("click", () => dialog.close());
-  dialog.addEventListener("close", () => hangUp());
+  $("live-save").addEventListener("submit", saveClip);
+  dialog.addEventListener("close", () => { hangUp(); shown = null; });
   window.addEventListener("pagehide", () => hangUp({ keepalive: true }));
 }

@@ -45,7 +45,7 @@ export function ago(iso) {
 export const KIND_LABEL = {
   intrusion: "Intrusion", loitering: "Loitering", crowd: "Crowd", line_crossing: "Line crossing",
   vehicle_restricted: "Restricted vehicle", tamper: "Camera tampering", camera_offline: "Camera offline",
-  camera_online: "Camera back online",
+  camera_online: "Camera back online", operator_clip: "Saved clip",
 };
 export function kindLabel(kind) { return KIND_LABEL[kind] || kind; }
 
