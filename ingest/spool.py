@@ -13,10 +13,11 @@ complete entry or leftovers that opening the spool removes: `tmp-*` files, a `<s
 MP4 without its JSON, and a clip whose content does not hash to its name (a torn write after a power cut) —
 the last two counted as `dropped_corrupt`.
 
-Bounds: `max_bytes` of MP4 and `max_files` clips. An add that goes over them drops the oldest clips (never the
-one the uploader is sending), counts them (`dropped_clips`, `dropped_bytes`), logs, and spools a
-`ClipFailure` for each, so the center learns that the clip it was promised will not come. At most
-`max_failures` failure reports are kept (the oldest go first, counted in `dropped_failures`).
+Bounds: `max_bytes` of MP4 and `max_files` clips, not counting the one the uploader is sending (the disk
+holds at most that one more). An add that goes over them drops the oldest clips (never the one being sent),
+counts them (`dropped_clips`, `dropped_bytes`), logs, and spools a `ClipFailure` for each, so the center
+learns that the clip it was promised will not come. At most `max_failures` failure reports are kept (the
+oldest go first, counted in `dropped_failures`).
 
 The uploader takes the oldest item with `checkout` and hands it back with `finish` (removed once delivered).
 """
@@ -253,7 +254,15 @@ class ClipSpool:
 
     def _enforce_bounds(self) -> None:
         failures = len(self._items) - self._clip_count
-        while self._clip_bytes > self.max_bytes or self._clip_count > self.max_files:
+        # the clip being sent does not count while in flight: it is likely gone in a moment, so the disk
+        # holds at most one clip over the bounds rather than losing a newer one for it
+        sending = self._items.get(self._in_flight) if self._in_flight is not None else None
+        spare_bytes, spare_files = (
+            (sending.size, 1) if sending is not None and sending.kind == "clip" else (0, 0)
+        )
+        while (
+            self._clip_bytes - spare_bytes > self.max_bytes or self._clip_count - spare_files > self.max_files
+        ):
             victim = next(
                 (i for i in self._items.values() if i.kind == "clip" and i.name != self._in_flight), None
             )
