@@ -8,7 +8,10 @@
 import { api } from "./api.js";
 import { $, el, fmtTime } from "./util.js";
 
-const MAX_RECOVERIES = 2; // fresh signed URLs tried in a row before the player gives up and says so
+// Fresh signed URLs tried within RECOVERY_WINDOW_MS before the player gives up and says so (an expired URL
+// needs one; a file the browser fails on would otherwise be fetched again and again).
+const MAX_RECOVERIES = 2;
+const RECOVERY_WINDOW_MS = 30000;
 const SEEK_STEP_S = 1;
 
 // The MIME type the browser is asked about for a clip's codec (a High-profile H.264 or Main HEVC stream).
@@ -45,12 +48,13 @@ export class ClipView {
     this.clips = [];
     this.clip = null; // the clip in the player
     this.generation = 0; // answers of superseded fetches are dropped
-    this.recoveries = 0;
+    this.recoveries = []; // when the last fresh URLs were fetched (ms)
     this.resumeAt = null;
+    this.url = null; // the clip list's URL
     this.onRefresh = () => {};
     this.video.addEventListener("error", () => this.recover());
     this.video.addEventListener("loadedmetadata", () => this.resume());
-    this.video.addEventListener("playing", () => { this.recoveries = 0; this.message(""); });
+    this.video.addEventListener("playing", () => this.message(""));
     this.video.addEventListener("timeupdate", () => this.playhead());
     this.video.addEventListener("seeked", () => this.playhead());
     $("p-clip-pick").addEventListener("change", (event) => {
@@ -78,6 +82,7 @@ export class ClipView {
     $("p-clip").hidden = state === null;
     $("p-clip").dataset.state = state || "";
     if (state !== "present") {
+      this.generation += 1; // a list still on its way is of no use now
       this.unload();
       this.clips = [];
       this.key = null;
@@ -234,15 +239,17 @@ export class ClipView {
   }
 
   // The <video> failed: most often its signed URL expired. Fetch the list again (fresh URLs) and carry on
-  // where it was; after MAX_RECOVERIES failures in a row say so and leave the download link.
+  // where it was; after MAX_RECOVERIES failures within RECOVERY_WINDOW_MS say so and leave the download link.
   recover() {
     if (!this.clip || !this.video.getAttribute("src")) return;
     const error = this.video.error;
-    if (this.recoveries >= MAX_RECOVERIES) {
+    const now = Date.now();
+    this.recoveries = this.recoveries.filter((at) => now - at < RECOVERY_WINDOW_MS);
+    if (this.recoveries.length >= MAX_RECOVERIES) {
       this.message(`The clip could not be played (${error?.message || `media error ${error?.code}`}); try the download.`, true);
       return;
     }
-    this.recoveries += 1;
+    this.recoveries.push(now);
     this.fetch(this.url, { resumeAt: this.video.currentTime || 0 });
   }
 
