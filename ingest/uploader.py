@@ -6,8 +6,9 @@
 Both carry `Authorization: Bearer <worker token>`. What the answer means:
   200 / 201 / 204     the center has it (201: stored now; 200: it already had that digest) -> removed
   401 / 403           the token is refused: kept, retried every `auth_retry_s`; logged once, counted
+  404 not_found, 405  the center has no such route (older than the worker): kept, retried like 401
   408 / 425 / 429     the center asks for patience: kept, retried with backoff
-  other 4xx (507)     refused for good (quota, a bad meta): removed, counted, logged with the error code
+  507, other 4xx      refused for good (station quota, a bad meta): removed, counted, logged with the code
   5xx, no connection, a timeout: kept, retried with capped exponential backoff and full jitter
 
 Exactly-once as far as the center sees: a clip leaves the spool only after the center answered for it, and
@@ -147,13 +148,14 @@ class ClipUploader:
             else:
                 self.counts.uploaded += 1
             return True, 0.0
-        if status in _AUTH:
-            self.counts.auth_refused += 1
+        code = _error_code(response)
+        if status in _AUTH or _no_route(status, code):
+            self.counts.auth_refused += status in _AUTH
             self.counts.retries += 1
-            self._to_state("auth", f"HTTP {status} {_error_code(response)}")
+            self._to_state("auth" if status in _AUTH else "no_route", f"HTTP {status} {code}")
             return False, self.auth_retry_s
-        if status in _PATIENCE or status >= 500:
-            self._to_state("unreachable", f"HTTP {status} {_error_code(response)}")
+        if status in _PATIENCE or (status >= 500 and status != 507):
+            self._to_state("unreachable", f"HTTP {status} {code}")
             return False, self._retry_later()
         self.counts.failed_final += 1
         log.warning(
@@ -161,7 +163,7 @@ class ClipUploader:
             item.kind,
             item.name,
             status,
-            _error_code(response),
+            code,
         )
         return True, 0.0
 
@@ -200,6 +202,13 @@ class ClipUploader:
         previous, self._state = self._state, state
         if state == "ok":
             log.info("center %s takes clips again (was %s)", self.center_url, previous)
+        elif state == "no_route":
+            log.error(
+                "center %s has no clip upload route (%s; older than this worker?): clips are kept and "
+                "retried",
+                self.center_url,
+                detail,
+            )
         elif state == "auth":
             log.error(
                 "center %s refuses the worker token (%s): clips are kept and retried", self.center_url, detail
@@ -212,6 +221,12 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             yield chunk
+
+
+def _no_route(status: int, code: str) -> bool:
+    """The center does not know the route at all (an older center): keep the clips for the upgraded one. A
+    404 of the route itself has a specific code (`camera_not_found`, ...)."""
+    return status == 405 or (status == 404 and code == "not_found")
 
 
 def _error_code(response: httpx.Response) -> str:

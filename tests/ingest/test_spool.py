@@ -259,6 +259,10 @@ def test_a_spool_killed_with_sigkill_while_adding_keeps_every_acknowledged_clip(
     finally:
         child.kill()
         child.wait()
+        if child.stdout is not None:  # what it printed before it died: acknowledged too
+            acknowledged += [
+                line.strip() for line in child.stdout.read().decode().splitlines() if line.strip()
+            ]
         for stream in (child.stdout, child.stderr):
             if stream is not None:
                 stream.close()
