@@ -4,6 +4,48 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MIB = 1024 * 1024
+
+
+class ClipConfig(BaseModel):
+    """Event clips: the pre-roll ring of every camera and the clips cut from it (`ingest.clips`).
+
+    Memory: a camera at B Mbit/s needs B/8 MB per second of pre-roll plus one GOP; 10 s at 4 Mbit/s is 5 MB,
+    so the 8 MiB per-camera bound leaves a 2 s GOP of slack, and 768 MiB covers ~100 such cameras.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(default=True, description="Keep a pre-roll ring per camera and cut clips on alerts")
+    preroll_s: float = Field(
+        default=10,
+        gt=0,
+        le=120,
+        description="Seconds of video kept before an alert (and for 'save the last N')",
+    )
+    postroll_s: float = Field(default=10, ge=0, le=600, description="Seconds recorded after the last alert")
+    clip_max_s: float = Field(
+        default=60, gt=0, le=3600, description="Longest clip: alerts of one incident extend it up to this"
+    )
+    ring_max_bytes: int = Field(
+        default=8 * MIB,
+        ge=64 * 1024,
+        le=1024 * MIB,
+        description="Bound of one camera's ring; a camera over it keeps fewer seconds (health says so)",
+    )
+    ring_budget_bytes: int = Field(
+        default=768 * MIB,
+        ge=MIB,
+        le=256 * 1024 * MIB,
+        description="Bound of all rings of one worker together",
+    )
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ClipConfig:
+        if self.clip_max_s < self.preroll_s + self.postroll_s:
+            raise ValueError("clip_max_s must be at least preroll_s + postroll_s")
+        return self
+
 
 class IngestConfig(BaseModel):
     """Settings of one `IngestWorker` process. Durations are seconds."""
@@ -51,6 +93,9 @@ class IngestConfig(BaseModel):
         default=True,
         description="Keyframe mode: decode without the deblocking filter (~9% less decode CPU; at 4 Mbit/s "
         "1080p the image differs by ~48 dB PSNR, invisible); off for the exact picture",
+    )
+    clips: ClipConfig = Field(
+        default_factory=ClipConfig, description="Event clips: pre-roll ring, post-roll, bounds"
     )
     drain_s: float | None = Field(
         default=None,
