@@ -102,7 +102,8 @@ def test_bounds_drop_the_oldest_count_and_report(
         assert stats.dropped_clips == len(sizes) - len(kept)
         assert stats.dropped_bytes == dropped_bytes
         assert stats.clips == len(kept) and stats.clip_bytes == sum(sizes[i] for i in kept)
-        clips, reported = [], set()
+        clips: list[str] = []
+        reported: set[str] = set()
         while (item := spool.checkout()) is not None:
             if item.kind == "clip":
                 clips.append(item.name)
@@ -247,7 +248,7 @@ def test_a_spool_killed_with_sigkill_while_adding_keeps_every_acknowledged_clip(
     child = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    acknowledged = []
+    acknowledged: list[str] = []
     try:
         assert child.stdout is not None
         while len(acknowledged) < kill_after:

@@ -311,7 +311,7 @@ def test_a_worker_killed_with_sigkill_while_spooling_uploads_each_clip_once_afte
     child = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    acknowledged = []
+    acknowledged: list[str] = []
     try:
         assert child.stdout is not None
         while len(acknowledged) < 4:
