@@ -10,9 +10,15 @@ import os
 import secrets
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ingest.config import ClipConfig
+
+MIB = 2**20
 
 # Looked for, in order, when GRIDWATCH_MODEL is not set (paths relative to the working directory).
 DEFAULT_MODELS = (Path("models/yolov8n.onnx"), Path("../shared/models/yolov8n_fp32.onnx"))
@@ -93,6 +99,55 @@ class GridwatchSettings(BaseSettings):
     )
     ice_username: str | None = Field(default=None, description="Live view: TURN user name")
     ice_credential: SecretStr | None = Field(default=None, description="Live view: TURN password")
+
+    center_url: str = Field(
+        default="",
+        max_length=2048,
+        pattern=r"^(https?://\S+)?$",
+        description="Worker: the center API's base URL that clips are uploaded to (http(s)://host:port); "
+        "empty (default): clips are spooled on disk but not uploaded",
+    )
+    worker_token: SecretStr = Field(
+        default=SecretStr(""),
+        max_length=4096,
+        description="Worker: bearer token of role worker for the clip upload (`gridwatch token issue --role "
+        "worker`)",
+    )
+    clips_enabled: bool = Field(default=True, description="Worker: keep a pre-roll ring and cut event clips")
+    clip_preroll_s: float = Field(
+        default=10, gt=0, le=120, description="Worker: seconds of video before an alert"
+    )
+    clip_postroll_s: float = Field(
+        default=10, ge=0, le=600, description="Worker: seconds after the last alert"
+    )
+    clip_max_s: float = Field(
+        default=60, gt=0, le=3600, description="Worker: longest clip (alerts of one incident extend it)"
+    )
+    ring_max_mb: float = Field(
+        default=8, ge=0.0625, le=1024, description="Worker: MiB of pre-roll ring one camera may hold"
+    )
+    ring_budget_mb: float = Field(
+        default=768, ge=1, le=256 * 1024, description="Worker: MiB of pre-roll ring all cameras together"
+    )
+    clip_spool_mb: float = Field(
+        default=2048,
+        ge=1,
+        le=1024 * 1024,
+        description="Worker: MiB of clips kept on disk while the center is unreachable (the oldest go first)",
+    )
+
+    def clip_config(self) -> ClipConfig:
+        """The worker's event clip settings; pydantic's ValidationError when they do not fit together."""
+        from ingest.config import ClipConfig
+
+        return ClipConfig(
+            enabled=self.clips_enabled,
+            preroll_s=self.clip_preroll_s,
+            postroll_s=self.clip_postroll_s,
+            clip_max_s=self.clip_max_s,
+            ring_max_bytes=int(self.ring_max_mb * MIB),
+            ring_budget_bytes=int(self.ring_budget_mb * MIB),
+        )
 
     def ice_server_urls(self) -> list[str]:
         return [url.strip() for url in self.ice_servers.split(",") if url.strip()]

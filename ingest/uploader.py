@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import SecretStr, ValidationError
 
+from ingest.clip_requests import ClipRequestListener, ListenerCounts
 from ingest.spool import ClipSpool, SpoolItem
 
 log = logging.getLogger(__name__)
@@ -241,10 +242,16 @@ def _error_code(response: httpx.Response) -> str:
 
 
 class ClipCollector(Collector):
-    """Prometheus metrics of the spool and its uploader (read at scrape time)."""
+    """Prometheus metrics of the spool, its uploader and the clip request listener (read at scrape time)."""
 
-    def __init__(self, spool: ClipSpool, uploader: ClipUploader | None, worker_id: str) -> None:
-        self.spool, self.uploader, self.worker_id = spool, uploader, worker_id
+    def __init__(
+        self,
+        spool: ClipSpool,
+        uploader: ClipUploader | None,
+        worker_id: str,
+        listener: ClipRequestListener | None = None,
+    ) -> None:
+        self.spool, self.uploader, self.worker_id, self.listener = spool, uploader, worker_id, listener
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         wid = [self.worker_id]
@@ -279,6 +286,12 @@ class ClipCollector(Collector):
                 counters[f"gridwatch_clip_upload_{field.name}"] = (
                     f"Clip uploads: {field.name.replace('_', ' ')}",
                     getattr(self.uploader.counts, field.name),
+                )
+        if self.listener is not None:
+            for field in fields(ListenerCounts):
+                counters[f"gridwatch_clip_requests_{field.name}"] = (
+                    f"On-demand clip requests: {field.name.replace('_', ' ')}",
+                    getattr(self.listener.counts, field.name),
                 )
         for name, (doc, value) in counters.items():
             counter = CounterMetricFamily(name, doc, labels=["worker"])
