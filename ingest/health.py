@@ -5,11 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import redis
 from pydantic import ValidationError
 
 from contracts import HEALTH_PREFIX, StreamHealth, health_key
+
+if TYPE_CHECKING:
+    from ingest.monitor import CameraMonitor
+    from ingest.reader import StreamReader
+    from ingest.ring import PacketRing
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,44 @@ class HealthWriter:
             log.info("writing stream health to Redis again")
         self._failing = False
         return True
+
+
+def stream_health(
+    camera_id: str,
+    worker_id: str,
+    reader: StreamReader,
+    monitor: CameraMonitor,
+    ring: PacketRing | None,
+    *,
+    last_frame_at: datetime | None,
+    dropped: int,
+    now: float,
+    wall: datetime,
+) -> StreamHealth:
+    """One camera's health record from its reader, monitor and pre-roll ring (`now`: monotonic)."""
+    stats = reader.stats
+    return StreamHealth(
+        camera_id=camera_id,
+        state=monitor.state,
+        reason=monitor.reason,
+        worker_id=worker_id,
+        last_frame_at=last_frame_at,
+        fps=stats.fps if reader.connected else None,
+        keyframe_interval=stats.keyframe_interval,
+        bitrate_kbps=stats.bitrate_kbps if reader.connected else None,
+        sample_fps=stats.sample_fps(now) or 0.0,
+        width=reader.width,
+        height=reader.height,
+        codec=reader.codec,
+        reconnects=monitor.reconnects,
+        dropped_samples=dropped,
+        last_error=monitor.last_error,
+        preroll_s=round(ring.seconds_held, 2) if ring is not None else None,
+        ring_bytes=ring.bytes_held if ring is not None else None,
+        ring_limit_bytes=ring.max_bytes if ring is not None else None,
+        ring_note=ring.note if ring is not None else None,
+        updated_at=wall,
+    )
 
 
 def read_health(redis_client: redis.Redis) -> list[StreamHealth]:

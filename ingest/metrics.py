@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -32,6 +32,20 @@ class StreamCounters:
     mode: str  # `SamplingMode` value: what the reader decodes
 
 
+@dataclass(frozen=True, slots=True)
+class ClipCounters:
+    """Running totals of a worker's clip recorder and the budget of its pre-roll rings."""
+
+    clips: int = 0  # clips cut and handed to the spool
+    clip_seconds: float = 0.0  # their total duration
+    cut_cpu_s: float = 0.0  # CPU seconds spent remuxing them
+    failures: int = 0  # clips promised (or asked for) and not made
+    unavailable: int = 0  # alerts told that no clip will come
+    recording: int = 0  # recordings open now
+    budget_bytes: int = 0  # the worker-wide bound of all rings (0: no rings)
+    budget_used_bytes: int = 0  # reserved by the rings now
+
+
 class WorkerStatus(Protocol):
     """What the metrics read of a worker."""
 
@@ -41,6 +55,13 @@ class WorkerStatus(Protocol):
     def health(self) -> Mapping[str, StreamHealth]: ...
 
     def stream_counters(self) -> Mapping[str, StreamCounters]: ...
+
+
+@runtime_checkable
+class ClipStatus(Protocol):
+    """What the metrics read of a worker that records clips (`IngestWorker` is one; None: clips off)."""
+
+    def clip_counters(self) -> ClipCounters | None: ...
 
 
 class WorkerCollector(Collector):
@@ -82,7 +103,18 @@ class WorkerCollector(Collector):
             labels=["camera", "mode"],
         )
         samples = CounterMetricFamily("gridwatch_ingest_samples", "Samples handed on", labels=["camera"])
+        ring = GaugeMetricFamily(
+            "gridwatch_ingest_ring_bytes", "Bytes held by the camera's pre-roll ring", labels=["camera"]
+        )
+        ring_seconds = GaugeMetricFamily(
+            "gridwatch_ingest_ring_seconds",
+            "Seconds of video held by the camera's pre-roll ring",
+            labels=["camera"],
+        )
         for cid, row in health.items():
+            if row.ring_bytes is not None:
+                ring.add_metric([cid], row.ring_bytes)
+                ring_seconds.add_metric([cid], row.preroll_s or 0.0)
             rate.add_metric([cid], row.sample_fps or 0.0)
             if row.fps is not None:
                 fps.add_metric([cid], row.fps)
@@ -94,7 +126,41 @@ class WorkerCollector(Collector):
             if c is not None:
                 cpu.add_metric([cid, c.mode], c.decode_cpu_s)
                 samples.add_metric([cid], c.samples)
-        yield from (rate, fps, age, drops, reconnects, cpu, samples)
+        yield from (rate, fps, age, drops, reconnects, cpu, samples, ring, ring_seconds)
+        clips = self.worker.clip_counters() if isinstance(self.worker, ClipStatus) else None
+        if clips is not None:
+            yield from _clip_metrics(wid, clips, sum(r.ring_bytes or 0 for r in health.values()))
+
+
+def _clip_metrics(
+    wid: str, c: ClipCounters, ring_total: int
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """The worker's clip recorder and the budget of its rings."""
+    gauges: tuple[tuple[str, str, float], ...] = (
+        ("gridwatch_ingest_ring_bytes_total", "Bytes held by all pre-roll rings of the worker", ring_total),
+        ("gridwatch_ingest_ring_budget_bytes", "Bound of all pre-roll rings of the worker", c.budget_bytes),
+        (
+            "gridwatch_ingest_ring_budget_used_bytes",
+            "Bytes of the ring budget reserved now",
+            c.budget_used_bytes,
+        ),
+        ("gridwatch_ingest_clips_recording", "Clip recordings open now", c.recording),
+    )
+    counters: tuple[tuple[str, str, float], ...] = (
+        ("gridwatch_ingest_clips", "Clips cut and spooled", c.clips),
+        ("gridwatch_ingest_clip_seconds", "Seconds of video in the clips cut", c.clip_seconds),
+        ("gridwatch_ingest_clip_cut_cpu_seconds", "CPU seconds spent remuxing clips", c.cut_cpu_s),
+        ("gridwatch_ingest_clip_failures", "Clips promised or asked for and not made", c.failures),
+        ("gridwatch_ingest_clips_unavailable", "Alerts told that no clip will come", c.unavailable),
+    )
+    for name, doc, value in gauges:
+        gauge = GaugeMetricFamily(name, doc, labels=["worker"])
+        gauge.add_metric([wid], value)
+        yield gauge
+    for name, doc, value in counters:
+        counter = CounterMetricFamily(name, doc, labels=["worker"])
+        counter.add_metric([wid], value)
+        yield counter
 
 
 class MetricsServer:

@@ -26,6 +26,7 @@ import numpy as np
 
 from contracts import Camera, Frame, StreamInput, describe_stream_error, scrub, stream_input
 from ingest.config import IngestConfig
+from ingest.ring import PacketRing, StreamParams
 from ingest.sampling import Sampler, SamplingMode, StreamStats, backoff_delay
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ class StreamReader:
         open_gate: threading.Semaphore,
         decode_threads: Callable[[], int] = lambda: 1,
         rng: random.Random | None = None,
+        ring: PacketRing | None = None,
     ) -> None:
         self.camera = camera
+        self.ring = ring  # the pre-roll ring (clips on): every video packet goes in
         self.config = config
         self.listener = listener
         self.open_gate = open_gate
@@ -141,6 +144,8 @@ class StreamReader:
                     reason = f"stalled: no data for {self._idle():.0f} s ({reason})"
             finally:
                 self.connected = False
+            if self.ring is not None:
+                self.ring.disconnect(reason)  # recordings are cut with what they have
             self.listener.on_failure(self, reason)
             delay = backoff_delay(
                 self._failures, self.config.backoff_initial_s, self.config.backoff_max_s, self.rng
@@ -187,6 +192,12 @@ class StreamReader:
         self.width, self.height = stream_ctx.width or None, stream_ctx.height or None
         time_base = stream.time_base
         tb = float(time_base) if time_base else 0.0
+        ring = self.ring if time_base else None  # no time base, no timestamps to cut a clip by
+        if ring is not None:
+            params = StreamParams(
+                stream_ctx.name, self.width, self.height, Fraction(time_base), stream_ctx.extradata
+            )
+            ring.reset(params, time.time() - time.monotonic())
         self.stats.clear()
         self.sampler.reset()
         decoder: Any = None
@@ -214,12 +225,18 @@ class StreamReader:
                     raise StreamFailure(f"stalled: no video for {now - self.last_packet_at:.0f} s")
                 continue
             self.last_packet_at = now
-            ts = packet.pts if packet.pts is not None else packet.dts
+            pts, dts = packet.pts, packet.dts
+            ts = pts if pts is not None else dts
             t = ts * tb if ts is not None and tb else None  # float, not Fraction: this runs for every packet
             if t is None:
                 t = count / nominal_rate
             count += 1
             key = bool(packet.is_keyframe)
+            if ring is not None:
+                if dts is not None:  # RTSP's first packets may have none: the ring waits for a keyframe
+                    ring.add(bytes(packet), ts, dts, key, packet.duration or 0, now)
+                else:
+                    ring.skip()
             self.stats.packet(t if t is not None else now, packet.size, key)
             if paced and t is not None:
                 pace_origin = self._pace(pace_origin, t)
@@ -294,10 +311,13 @@ class StreamReader:
         self.width, self.height = picture.width, picture.height
         self.samples += 1
         self.stats.sample(time.monotonic())
+        captured_at = datetime.now(UTC)
+        if self.ring is not None and t is not None:
+            self.ring.mark(captured_at.timestamp(), t)  # maps an alert's captured_at to stream time
         sample = Frame(
             camera_id=self.camera.id,
             picture=picture,
-            captured_at=datetime.now(UTC),
+            captured_at=captured_at,
             seq=self.samples,
             pts=t,
             keyframe=key or bool(getattr(frame, "key_frame", False)),

@@ -152,6 +152,7 @@ class PacketRing:
         self.budget = budget
         self.params: StreamParams | None = None
         self.connected = False
+        self.released = False  # `release` was called: the ring takes nothing more
         self.generation = 0  # connections seen; a tap belongs to one
         self.dropped_gops = 0  # GOPs dropped whole: a single GOP over the bound, or broken timestamps
         self._lock = threading.Lock()
@@ -162,6 +163,7 @@ class PacketRing:
         self._last_dts: int | None = None
         self._limited: str | None = None  # "bound" | "budget" | "gop": why it last evicted early
         self._starved = False  # the budget refused: ask again at the next keyframe, not per packet
+        self._await_key = False  # the newest GOP was dropped: its remaining packets are not taken
         self._taps: list[Tap] = []
         self._marks: deque[tuple[float, float]] = deque(maxlen=MARKS)  # (wall seconds, stream seconds)
         self._wall_offset = 0.0  # wall - monotonic at connect
@@ -170,6 +172,8 @@ class PacketRing:
     def reset(self, params: StreamParams, wall_offset: float) -> None:
         """A (re)connect: drop everything (timestamps start over), cut open taps, take the new parameters."""
         with self._lock:
+            if self.released:
+                return
             closed = self._clear("the stream reconnected")
             self.params = params
             self._tb = float(params.time_base)
@@ -190,6 +194,8 @@ class PacketRing:
         packet = RingPacket(data, pts, dts, key, duration, arrived)
         closed: list[Tap] | None = None
         with self._lock:
+            if self.released:
+                return
             last = self._last_dts
             if last is not None and dts <= last and self._gops:
                 # broken timestamps (a camera restarted its clock): what is held no longer lines up
@@ -197,32 +203,35 @@ class PacketRing:
                 closed = self._clear("the stream's timestamps jumped back")
             self._last_dts = dts
             gops = self._gops
+            taken = True
             if key:
                 gops.append(_Gop(packet, pts * self._tb))
-            elif gops:
+                self._await_key = False
+            elif gops and not self._await_key:
                 gop = gops[-1]
                 gop.packets.append(packet)
                 gop.nbytes += len(data)
             else:
-                return  # waiting for a keyframe: a ring always starts at one
-            self._bytes += len(data)
-            if self._taps:
-                closed = self._feed(packet, closed)
-            t = dts * self._tb
-            if len(gops) > 1 and gops[1].start_t <= t - self.preroll_s:
-                while len(gops) > 1 and gops[1].start_t <= t - self.preroll_s:
-                    self._evict()
-                self._limited = None
-                self._settle_budget()
-            if self._bytes > self.max_bytes:
-                self._trim(self.max_bytes, "bound")
-            if self._bytes > self._reserved and self.budget is not None:
-                if self._starved and not key:
-                    self._trim(self._reserved, "budget")
-                else:
-                    self._reserve()
+                taken = False  # waiting for a keyframe: a ring always starts at one
+            if taken:
+                self._bytes += len(data)
+                if self._taps:
+                    closed = self._feed(packet, closed)
+                self._bound(dts * self._tb, key)
         if closed:
             self._notify(closed)
+
+    def skip(self) -> None:
+        """A packet without a dts: its GOP cannot be cut; drop that GOP, wait for the next keyframe."""
+        if not self._gops:
+            return  # cheap while waiting for a keyframe (RTSP's first packets)
+        with self._lock:
+            if self._gops:
+                self._bytes -= self._gops.pop().nbytes
+                self.dropped_gops += 1
+                self._await_key = True
+            closed = self._close_taps("a packet without timestamps")
+        self._notify(closed)
 
     def mark(self, wall: float, stream_t: float) -> None:
         """A sample was handed on: its wall-clock time (`Frame.captured_at`) and stream time (`Frame.pts`)."""
@@ -275,9 +284,12 @@ class PacketRing:
             return self._gops[-1].packets[-1].dts * self._tb if self._gops else None
 
     # ----- the recorder's side -------------------------------------------------------------------------
-    def tap(self, from_t: float, end_t: float, max_bytes: int, on_close: Callable[[Tap], None]) -> Tap | None:
+    def tap(
+        self, from_t: float, end_t: float | None, max_bytes: int, on_close: Callable[[Tap], None]
+    ) -> Tap | None:
         """A consistent snapshot from the keyframe at or before `from_t` (the oldest held if none is), then
-        every following packet until one whose dts reaches `end_t`. None: nothing held (no keyframe yet)."""
+        every following packet until one whose dts reaches `end_t` (None: the snapshot alone, closed at
+        once). None: nothing held (no keyframe yet)."""
         with self._lock:
             if not self._gops or self.params is None:
                 return None
@@ -288,11 +300,15 @@ class PacketRing:
             packets: list[RingPacket] = []
             for gop in list(self._gops)[start:]:
                 packets.extend(gop.packets)
-            cut = end_t / self._tb if self._tb else float("inf")
+            newest = self._gops[-1].packets[-1]
+            snapshot = end_t is None
+            if end_t is None:
+                end_t = newest.dts * self._tb
+            cut = end_t / self._tb if self._tb and not snapshot else float("inf")
             while len(packets) > 1 and packets[-1].dts >= cut:
                 packets.pop()
             tap = Tap(packets, self.params, self._gops[start].start_t, end_t, max_bytes, on_close)
-            if self._gops[-1].packets[-1].dts >= cut:
+            if snapshot or newest.dts >= cut:
                 tap.closed = True  # the ring already holds its end (an alert that came late)
             elif not self.connected:
                 tap.closed, tap.reason = True, "the stream was lost"
@@ -324,6 +340,7 @@ class PacketRing:
         """The camera stops on this worker: cut taps, drop the packets, give the budget back."""
         with self._lock:
             self.connected = False
+            self.released = True
             closed = self._clear("the camera stopped on this worker")
             self.params = None
         self._notify(closed)
@@ -335,6 +352,21 @@ class PacketRing:
             return 0.0
         last = max(gops[-1].packets, key=lambda p: p.pts)  # only the newest GOP: B-frames reorder
         return max(0.0, (last.pts + last.duration) * self._tb - gops[0].start_t)
+
+    def _bound(self, t: float, key: bool) -> None:
+        gops = self._gops
+        if len(gops) > 1 and gops[1].start_t <= t - self.preroll_s:
+            while len(gops) > 1 and gops[1].start_t <= t - self.preroll_s:
+                self._evict()
+            self._limited = None
+            self._settle_budget()
+        if self._bytes > self.max_bytes:
+            self._trim(self.max_bytes, "bound")
+        if self._bytes > self._reserved and self.budget is not None:
+            if self._starved and not key:
+                self._trim(self._reserved, "budget")
+            else:
+                self._reserve()
 
     def _feed(self, packet: RingPacket, closed: list[Tap] | None) -> list[Tap] | None:
         t = packet.dts * self._tb

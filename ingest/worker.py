@@ -4,7 +4,8 @@ IngestWorker
   ├── StreamReader thread per owned camera ──sample──► FrameSink.submit (on the reader's thread; it never
   │        │                                            blocks: the sink keeps one slot per camera and
   │        │                                            counts its drops, read back with `dropped`)
-  │        └─ failure / frame events ──► CameraMonitor (state, alerts) ──► AlertSink.publish
+  │        ├─ failure / frame events ──► CameraMonitor (state, alerts) ──► AlertSink.publish
+  │        └─ every video packet ──► PacketRing (clips on) ◄── ClipRecorder (attached per camera)
   └── supervisor thread: camera changes, sharding (heartbeat, live set), stall watchdog,
                           offline escalation, health records in Redis
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import redis
@@ -32,11 +33,13 @@ from contracts import (
     StreamHealth,
 )
 from ingest.cameras import CameraSource
+from ingest.clips import ClipRecorder
 from ingest.config import IngestConfig
-from ingest.health import HealthWriter
-from ingest.metrics import StreamCounters
+from ingest.health import HealthWriter, stream_health
+from ingest.metrics import ClipCounters, StreamCounters
 from ingest.monitor import CameraMonitor, Transition, build_alert
 from ingest.reader import StreamReader, cpu_count
+from ingest.ring import PacketRing, RingBudget
 from ingest.sampling import SamplingMode
 from ingest.sharding import WorkerRegistry, rendezvous_owner
 
@@ -51,6 +54,7 @@ class _Stream:
     reader: StreamReader
     thread: threading.Thread
     monitor: CameraMonitor
+    ring: PacketRing | None = None
     last_frame_wall: datetime | None = None
     stalled: bool = False
     started_at: float = field(default_factory=time.monotonic)
@@ -64,10 +68,17 @@ class IngestWorker:
         sink: FrameSink,
         alerts: AlertSink,
         redis_client: redis.Redis | None = None,
+        *,
+        clips: ClipRecorder | None = None,
     ) -> None:
         if config.sharded and redis_client is None:
             raise ValueError("a sharded ingest worker needs a Redis client")
         self.config = config
+        self.clips = clips
+        # rings only when someone cuts clips from them: a ring nobody reads is memory for nothing
+        self._budget = (
+            RingBudget(config.clips.ring_budget_bytes) if clips is not None and config.clips.enabled else None
+        )
         self.cameras = cameras
         self.sink = sink
         self.alerts = alerts
@@ -134,6 +145,7 @@ class IngestWorker:
             self._retiring = []
         for stream in streams:
             stream.reader.stop()
+            self._release_ring(stream, "the worker stopped")
         for thread in threads:
             thread.join(max(0.1, deadline - time.monotonic()))
         alive = [t.name for t in threads if t.is_alive()]
@@ -179,19 +191,32 @@ class IngestWorker:
         previous = self._health.read(camera.id) if self._health is not None else None
         if previous is not None and previous.state is CameraState.offline:
             monitor.adopt_offline(previous.reason)  # taken over while offline: no second offline alert
-        reader = StreamReader(camera, self.config, self, self._open_gate, self._decode_threads)
+        ring = None
+        if self._budget is not None and self.clips is not None:
+            cfg = self.config.clips
+            ring = PacketRing(camera.id, cfg.preroll_s, cfg.ring_max_bytes, self._budget)
+            self.clips.attach(camera.id, ring)
+        reader = StreamReader(camera, self.config, self, self._open_gate, self._decode_threads, ring=ring)
         thread = threading.Thread(target=reader.run, name=f"ingest-{camera.id}", daemon=True)
-        self._streams[camera.id] = _Stream(camera, reader, thread, monitor)
+        self._streams[camera.id] = _Stream(camera, reader, thread, monitor, ring)
         thread.start()
         log.info("camera %s: reading %s (sample %.2f/s)", camera.id, camera.redacted_url, camera.sample_fps)
 
     def _retire(self, camera_id: str, removed: bool) -> None:
         stream = self._streams.pop(camera_id)
         stream.reader.stop()
+        self._release_ring(stream, "the camera stopped on this worker")
         self._retiring.append(stream.thread)
         if removed and self._health is not None:
             self._health.remove([camera_id])
         log.info("camera %s: stopped reading (%s)", camera_id, "removed" if removed else "moved or changed")
+
+    def _release_ring(self, stream: _Stream, reason: str) -> None:
+        """Open recordings of the camera are cut with what they have; the ring gives its memory back."""
+        if stream.ring is not None:
+            if self.clips is not None:
+                self.clips.detach(stream.camera.id, reason)
+            stream.ring.release()
 
     def _decode_threads(self) -> int:
         """Decoder threads for a full-decode stream: the cores shared among the streams that decode all."""
@@ -361,25 +386,16 @@ class IngestWorker:
         return {s.camera.id: self._health_of(s, now, wall) for s in streams}
 
     def _health_of(self, stream: _Stream, now: float, wall: datetime) -> StreamHealth:
-        reader, monitor = stream.reader, stream.monitor
-        stats = reader.stats
-        return StreamHealth(
-            camera_id=stream.camera.id,
-            state=monitor.state,
-            reason=monitor.reason,
-            worker_id=self.config.worker_id,
+        return stream_health(
+            stream.camera.id,
+            self.config.worker_id,
+            stream.reader,
+            stream.monitor,
+            stream.ring,
             last_frame_at=stream.last_frame_wall,
-            fps=stats.fps if reader.connected else None,
-            keyframe_interval=stats.keyframe_interval,
-            bitrate_kbps=stats.bitrate_kbps if reader.connected else None,
-            sample_fps=stats.sample_fps(now) or 0.0,
-            width=reader.width,
-            height=reader.height,
-            codec=reader.codec,
-            reconnects=monitor.reconnects,
-            dropped_samples=self.sink.dropped(stream.camera.id),
-            last_error=monitor.last_error,
-            updated_at=wall,
+            dropped=self.sink.dropped(stream.camera.id),
+            now=now,
+            wall=wall,
         )
 
     def stream_counters(self) -> dict[str, StreamCounters]:
@@ -392,3 +408,11 @@ class IngestWorker:
             )
             for s in streams
         }
+
+    def clip_counters(self) -> ClipCounters | None:
+        """The clip recorder's totals and the rings' budget (None: no clips on this worker)."""
+        if self.clips is None:
+            return None
+        budget = self._budget
+        used = {"budget_bytes": budget.limit, "budget_used_bytes": budget.used} if budget is not None else {}
+        return replace(self.clips.counters(), **used)
