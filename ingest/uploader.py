@@ -105,7 +105,10 @@ class ClipUploader:
 
     def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        with httpx.Client(headers=headers, timeout=self._timeout, transport=self._transport) as client:
+        # trust_env off: no proxy or .netrc from the environment; the worker talks to the configured URL only
+        with httpx.Client(
+            headers=headers, timeout=self._timeout, transport=self._transport, trust_env=False
+        ) as client:
             while not self._stop.is_set():
                 delay = self.step(client)
                 if delay is None:
