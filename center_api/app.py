@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from center_api.api import cameras, feed, grid, incidents, stats, system
+from center_api.api import cameras, clip_requests, clips, feed, grid, incidents, stats, system
 from center_api.cameras.bulk import ImportTooLarge
+from center_api.clips.intake import ClipTooLarge
 from center_api.console import console_router
 from center_api.errors import install_error_handlers
 from center_api.grid import load_city
@@ -27,7 +28,7 @@ and the camera registry. Every endpoint but `/api/v1/health` needs a bearer toke
 
 Errors answer `{"detail": "...", "code": "..."}`; `code` is stable and machine-readable. Request validation
 errors answer FastAPI's 422 `{"detail": [...]}`. A request body over its limit (1 MiB by default; the camera
-import has its own) is refused with 413 before it is read."""
+import and the clip upload have their own) is refused with 413 before it is read."""
 
 
 def create_app(settings: CenterSettings) -> FastAPI:
@@ -54,6 +55,12 @@ def create_app(settings: CenterSettings) -> FastAPI:
         routes={
             cameras.IMPORT_PATH: BodyLimit(settings.import_max_bytes, "import_max_bytes", ImportTooLarge.code)
         },
+        # The upload streams its body to disk and bounds it itself: here only a declared length is checked.
+        prefixes={
+            clips.CLIPS_PREFIX: BodyLimit(
+                settings.clip_max_bytes, "clip_max_bytes", ClipTooLarge.code, streamed=True
+            )
+        },
     )
     app.include_router(system.router)
     app.include_router(system.metrics_router)
@@ -62,6 +69,8 @@ def create_app(settings: CenterSettings) -> FastAPI:
     app.include_router(grid.router)
     app.include_router(stats.router)
     app.include_router(cameras.router)
+    app.include_router(clips.router)
+    app.include_router(clip_requests.router)
     app.include_router(center_live_router(settings.live))
     app.include_router(console_router())
     return app

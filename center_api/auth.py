@@ -1,8 +1,11 @@
 """Bearer tokens (PyJWT, HS256) and the checks that turn a request's token into a `Principal`.
 
-Claims: `sub` (user), `role` (operator | station_admin | city_command | integrator), `station` (station id or
-null), `iat`, `exp`. A token comes in the `Authorization: Bearer` header or, for WebSocket and EventSource
-clients that cannot set headers, in the `token` query parameter. The signing secret is the settings' on
+Claims: `sub` (user), `role` (operator | station_admin | city_command | integrator | worker), `station`
+(station id or null), `iat`, `exp`. Operators and station admins see their station's incidents, the city
+command every station's; integrators manage the camera registry and see no incident; a worker (an ingest
+worker's credential) uploads event clips and reports the ones it cannot make, and reads nothing. A token
+comes in the `Authorization: Bearer` header or, for WebSocket and EventSource clients that cannot set
+headers, in the `token` query parameter. The signing secret is the settings' on
 `app.state.settings`, set by `create_app`.
 
 A missing or invalid token raises `Unauthorized` (401), a role that may not do something `Forbidden` (403).
@@ -40,6 +43,7 @@ class Role(StrEnum):
     station_admin = "station_admin"
     city_command = "city_command"
     integrator = "integrator"
+    worker = "worker"  # an ingest worker: uploads clips (`center_api.api.clips`), reads nothing
 
 
 class TokenError(ValueError):
@@ -60,13 +64,14 @@ class Principal:
     def may_see_station(self, station_id: str | None) -> bool:
         if self.role is Role.city_command:
             return True
-        if self.role is Role.integrator:
+        if self.role in (Role.integrator, Role.worker):
             return False
         return self.station_id is not None and station_id == self.station_id
 
 
 def issue_token(secret: str, *, subject: str, role: str, station_id: str | None, ttl_s: int = 86400) -> str:
-    """Sign a token. Operators and station admins need a station; city command and integrators need none."""
+    """Sign a token. Operators and station admins need a station; city command, integrators and workers need
+    none (a worker's station, if given, is only recorded)."""
     parsed = Role(role)
     if parsed in (Role.operator, Role.station_admin) and not station_id:
         raise ValueError(f"a {parsed} token needs a station")
@@ -161,6 +166,20 @@ def principal_from_connection(
     return authenticate(conn, token)
 
 
+def count_failed_credential(conn: HTTPConnection) -> None:
+    """Count a bad credential that is no token (a forged signed URL) against the client's address."""
+    _count_failure(conn)
+
+
+async def optional_principal(
+    conn: HTTPConnection, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal | None:
+    """FastAPI dependency of a route that also takes another credential: the principal of the request's
+    token, None when it carries none (a bad token is refused as `authenticate` refuses it)."""
+    token = credentials.credentials if credentials is not None else conn.query_params.get("token")
+    return authenticate(conn, token) if token else None
+
+
 async def current_principal(
     conn: HTTPConnection, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
@@ -181,6 +200,8 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
 
 INCIDENT_ROLES = (Role.operator, Role.station_admin, Role.city_command)
+# Every role but the worker's, whose token only uploads clips: the camera registry's readers.
+CAMERA_READ_ROLES = (*INCIDENT_ROLES, Role.integrator)
 
 
 def bearer_from_headers(conn: HTTPConnection) -> str | None:

@@ -11,8 +11,12 @@ every method of the path as the OpenAPI document has it. Request validation erro
      ├── BadRequest              400 bad_request
      │    ├── CursorError            bad_cursor               (store.queries)
      │    ├── UnparsableImport       unparsable_import        (cameras.bulk)
-     │    └── NegotiationFailed      live_negotiation_failed  (live.relay)
+     │    ├── NegotiationFailed      live_negotiation_failed  (live.relay)
+     │    └── ClipRefused            digest_mismatch, size_mismatch (clips.intake: an upload that is not
+     │                                                        what its path and meta say)
      ├── Unauthorized            401 unauthorized           (auth: missing or invalid token)
+     │    ├── ClipLinkInvalid        clip_link_invalid        (clips.signing: a forged or altered clip URL)
+     │    └── ClipLinkExpired        clip_link_expired        (clips.signing)
      ├── Forbidden               403 forbidden              (auth: role or station scope)
      ├── NotFound                404 not_found              (store.incidents: code incident_not_found)
      ├── Conflict                409 conflict
@@ -21,17 +25,21 @@ every method of the path as the OpenAPI document has it. Request validation erro
      │    ├── BodyTooLarge           body_too_large           (limits: a request body over max_body_bytes)
      │    ├── ImportTooLarge         import_too_large         (cameras.bulk)
      │    ├── ImportTooManyRows      import_too_many_rows     (cameras.bulk)
-     │    └── ImportLineTooLong      import_line_too_long     (cameras.bulk)
+     │    ├── ImportLineTooLong      import_line_too_long     (cameras.bulk)
+     │    └── ClipTooLarge           clip_too_large           (clips.intake: over clip_max_bytes)
      ├── UnsupportedMediaType    415 unsupported_media_type
-     │    └── NoCommonCodec          no_common_codec          (live.relay)
+     │    ├── NoCommonCodec          no_common_codec          (live.relay)
+     │    └── NotMp4                 not_mp4                  (clips.intake)
      ├── Unprocessable           422 unprocessable          (a well-formed request the domain refuses)
      │    └── UnknownCell            unknown_cell             (cameras.registry)
      ├── TooManyRequests         429 too_many_requests      (a client limit: feeds per token, bad tokens)
-     └── Unavailable             503 unavailable
-          ├── CameraOffline          camera_offline           (live.source)
-          ├── LiveBusy               live_busy                (live.relay)
-          └── StoreUnavailable       store_unavailable        (the database or Redis is away: a refused
-                                                               connection, a server in crash recovery)
+     ├── Unavailable             503 unavailable
+     │    ├── CameraOffline          camera_offline           (live.source)
+     │    ├── LiveBusy               live_busy                (live.relay)
+     │    └── StoreUnavailable       store_unavailable        (the database or Redis is away: a refused
+     │                                                        connection, a server in crash recovery)
+     └── InsufficientStorage     507 insufficient_storage
+          └── ClipQuotaExceeded      clip_quota_exceeded      (clips.intake: the station's clip quota)
 
 The three errors of live.relay also derive from its `LiveError` (any live-view error).
 
@@ -139,6 +147,10 @@ class TooManyRequests(CenterError, status=429, code="too_many_requests"):
 
 class Unavailable(CenterError, status=503, code="unavailable"):
     """The center, or something it depends on (a camera stream), cannot serve this now; try later."""
+
+
+class InsufficientStorage(CenterError, status=507, code="insufficient_storage"):
+    """The center has no room to store this (a station's clip quota, after evicting what it may)."""
 
 
 class StoreUnavailable(Unavailable, code="store_unavailable"):
@@ -295,6 +307,7 @@ __all__ = [
     "Conflict",
     "ErrorBody",
     "Forbidden",
+    "InsufficientStorage",
     "NotFound",
     "PayloadTooLarge",
     "TooManyRequests",

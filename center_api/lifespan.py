@@ -3,7 +3,8 @@
 Start-up loads the city (unless `create_app` already did), migrates the schema, imports and loads the camera
 registry, creates the consumer group and starts the feed hub; only then are the services published on
 `app.state.services` and the background tasks started: the alert consumer, the escalation loop, the
-gauges, the camera-change follower and, when retention is on, the snapshot sweep. A failure anywhere
+gauges (clip bytes and quotas by station among them), the camera-change follower, the clip sweep
+(retention, stale uploads) and, when retention is on, the snapshot sweep. A failure anywhere
 before that leaves no services behind and the app does not start. Shutdown cancels the tasks, stops the
 hub and closes Redis and the engine. `app.state.ready` says whether the center is up (the health route).
 """
@@ -27,11 +28,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from center_api.cameras.registry import CameraRegistry
+from center_api.clips.files import ClipStore
+from center_api.clips.intake import ClipIntake
+from center_api.clips.requests import ClipRequester
 from center_api.consumer import AlertConsumer, ConsumerTuning, ensure_group
 from center_api.feeds import FeedHub
 from center_api.grid import CellLocator, City, load_city
 from center_api.metrics import CenterMetrics
-from center_api.retention import SnapshotSweeper
+from center_api.retention import ClipSweeper, SnapshotSweeper
 from center_api.routing import AlertRouter
 from center_api.services import CenterServices
 from center_api.settings import CenterSettings
@@ -84,6 +88,7 @@ async def _gauges(services: CenterServices) -> None:
     metrics.open_incidents.clear()
     for station_id, count in rows:
         metrics.open_incidents.labels(station_id).set(count)
+    await services.clips.refresh_gauges(sorted(services.city.stations))
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:
@@ -114,6 +119,11 @@ def _background(services: CenterServices) -> list[asyncio.Task[None]]:
         asyncio.create_task(_every(15.0, "gauges", lambda: _gauges(services)), name="gauges"),
         asyncio.create_task(services.cameras.follow_changes(), name="camera-changes"),
     ]
+    clip_sweeper = ClipSweeper(
+        services.sessions, services.clips.store, services.metrics, s.clip_retention_days
+    )
+    clip_sweep = _every(s.clip_sweep_every_s, "clip retention", lambda: clip_sweeper.run(time.time()))
+    tasks.append(asyncio.create_task(clip_sweep, name="clip-retention"))
     if s.snapshot_retention_days > 0:
         sweeper = SnapshotSweeper(
             services.sessions, services.snapshots, services.metrics, s.snapshot_retention_days
@@ -158,6 +168,7 @@ async def center_lifespan(app: FastAPI) -> AsyncIterator[None]:
         await cameras.load()
         await ensure_group(redis)
         await hub.start()
+        writer = IncidentWriter(sessions, s.clip_pending_timeout_s)
         services = CenterServices(
             settings=s,
             metrics=metrics,
@@ -166,12 +177,22 @@ async def center_lifespan(app: FastAPI) -> AsyncIterator[None]:
             router=router,
             engine=engine,
             sessions=sessions,
-            writer=IncidentWriter(sessions),
-            reader=IncidentReader(sessions),
+            writer=writer,
+            reader=IncidentReader(sessions, s.clip_pending_timeout_s),
             redis=redis,
             hub=hub,
             snapshots=SnapshotStore(s.data_dir, s.snapshot_max_bytes),
             cameras=cameras,
+            clips=ClipIntake(
+                store=ClipStore(s.data_dir),
+                sessions=sessions,
+                writer=writer,
+                cameras=cameras,
+                metrics=metrics,
+                max_bytes=s.clip_max_bytes,
+                quota_bytes=s.clip_station_quota_bytes,
+            ),
+            clip_requests=ClipRequester(redis, sessions, writer, router),
         )
         app.state.services = services
         tasks = _background(services)

@@ -6,8 +6,11 @@ up to the limit and no further: over it, 413 at once; within it, the app gets th
 answer is the center's error body, `{"detail": "...", "code": "..."}`, whose detail names the limit and its
 setting; the connection's other requests, and every other client, are served as before.
 
-Each route may have its own `BodyLimit` (the camera import takes more than the JSON routes); the default
-holds for every other path.
+Each route may have its own `BodyLimit` (the camera import takes more than the JSON routes), by its path or
+by a path prefix (the clip upload, whose path names the clip); the default holds for every other path. A
+`streamed` limit belongs to a route that reads its body as a stream and bounds it itself (a clip of up to
+`clip_max_bytes` is never held in memory): here only a declared `Content-Length` over it is refused, and a
+chunked body passes through as it comes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class BodyLimit:
     max_bytes: int
     setting: str = "max_body_bytes"
     code: str = BodyTooLarge.code
+    streamed: bool = False  # the route bounds its streamed body itself
 
     def refusal(self) -> BodyTooLarge:
         return BodyTooLarge(
@@ -47,17 +51,28 @@ class RequestBodyLimit:
     """ASGI middleware: refuse (413) a request body over `default`, or over its path's limit in `routes`."""
 
     def __init__(
-        self, app: ASGIApp, default: BodyLimit, routes: Mapping[str, BodyLimit] | None = None
+        self,
+        app: ASGIApp,
+        default: BodyLimit,
+        routes: Mapping[str, BodyLimit] | None = None,
+        prefixes: Mapping[str, BodyLimit] | None = None,
     ) -> None:
         self.app = app
         self.default = default
         self.routes = dict(routes or {})
+        self.prefixes = dict(prefixes or {})
+
+    def limit(self, path: str) -> BodyLimit:
+        """The limit of a path: its own, else its prefix's, else the default."""
+        if path in self.routes:
+            return self.routes[path]
+        return next((lim for prefix, lim in self.prefixes.items() if path.startswith(prefix)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.routes.get(scope["path"], self.default)
+        limit = self.limit(scope["path"])
         headers = Headers(scope=scope)
         length = headers.get("content-length")
         if length is not None:
@@ -66,7 +81,7 @@ class RequestBodyLimit:
                 return
             await self.app(scope, receive, send)  # the server delivers no more than Content-Length
             return
-        if "chunked" not in headers.get("transfer-encoding", "").lower():
+        if limit.streamed or "chunked" not in headers.get("transfer-encoding", "").lower():
             await self.app(scope, receive, send)  # no body
             return
         messages: list[Message] = []

@@ -67,6 +67,44 @@ class CenterMetrics:
             "gridwatch_center_snapshot_bytes_freed",
             "Bytes freed by the retention sweep (snapshots and stale temporary files)",
         )
+        self.clip_bytes = gauge(
+            "gridwatch_center_clip_bytes", "Bytes of the clips stored, by station (quota bucket)", ["station"]
+        )
+        self.clip_quota_bytes = gauge(
+            "gridwatch_center_clip_quota_bytes",
+            "The clip quota of each station (clip_station_quota_bytes)",
+            ["station"],
+        )
+        self.clip_quota_reached = gauge(
+            "gridwatch_center_clip_quota_reached",
+            "1 once a clip of the station was refused for its quota (after eviction), 0 once one fits again",
+            ["station"],
+        )
+        self.clips_stored = counter(
+            "gridwatch_center_clips_stored",
+            "Clip uploads accepted: stored (new) or duplicate (the same digest again, linked)",
+            ["outcome"],
+        )
+        self.clips_refused = counter(
+            "gridwatch_center_clips_refused",
+            "Clip uploads refused, by reason (digest_mismatch, size_mismatch, not_mp4, too_large, bad_meta, "
+            "quota)",
+            ["reason"],
+        )
+        self.clips_evicted = counter(
+            "gridwatch_center_clips_evicted", "Clips deleted to make room in their station's quota"
+        )
+        self.clips_deleted = counter("gridwatch_center_clips_deleted", "Clips deleted by the retention sweep")
+        self.clip_bytes_freed = counter(
+            "gridwatch_center_clip_bytes_freed",
+            "Bytes freed by quota eviction and the retention sweep (clips, stale temporary and orphan files)",
+        )
+        self.clip_failures = counter(
+            "gridwatch_center_clip_failures", "Alerts whose clip a worker reported it cannot deliver"
+        )
+        self.clip_requests = counter(
+            "gridwatch_center_clip_requests", "On-demand clip requests sent to the workers"
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from center_api.workflow import Status
-from contracts import DetectedObject, GeoPoint
+from contracts import ClipState, DetectedObject, GeoPoint
 from contracts.camera import CONTROL_RANGE
 
 
@@ -41,7 +41,8 @@ reach PostgreSQL, which refuses it in text (a 500); it is refused as invalid (42
 
 class IncidentPublic(BaseModel):
     """An incident as the API and the feeds show it, read from the store's `Incident` by attribute
-    (`IncidentPublic.model_validate(incident)`); the last five fields are the model's derived values."""
+        (`IncidentPublic.model_validate(incident)`); the fields from `snapshot_url` on are the model's derived
+    values (the clip's three as the reader or writer worked them out for the page)."""
 
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
@@ -76,6 +77,18 @@ class IncidentPublic(BaseModel):
     allowed_transitions: list[Status] = Field(
         description="The statuses the workflow lets it move to now (`POST .../transitions`); none once closed"
     )
+    clip_state: ClipState | None = Field(
+        default=None,
+        description="pending: a clip is coming; present: at least one is stored (`clips_url`); unavailable: "
+        "none will come (`clip_reason`); null: none was ever expected",
+    )
+    clip_reason: str | None = Field(
+        default=None, description="Why no clip is available, or why the one present is short"
+    )
+    clips_url: str | None = Field(
+        default=None,
+        description="Where the incident's clips are listed (`GET .../clips`), once one is expected",
+    )
 
 
 class IncidentPage(BaseModel):
@@ -90,7 +103,10 @@ class EventPublic(BaseModel):
 
     id: int
     at: datetime
-    event: str = Field(description="created | updated | escalated | transition")
+    event: str = Field(
+        description="created | updated | escalated | transition | clip_added | clip_unavailable | "
+        "clip_requested"
+    )
     actor: str | None
     from_status: str | None
     to_status: str | None
@@ -142,6 +158,9 @@ class FeedEventType(StrEnum):
     updated = "updated"
     escalated = "escalated"
     transition = "transition"
+    clip_added = "clip_added"  # a clip of the incident arrived
+    clip_unavailable = "clip_unavailable"  # a worker said its clip will not come (or the station's quota)
+    clip_requested = "clip_requested"  # an operator asked for the last seconds of a camera
 
 
 class FeedMessage(BaseModel):

@@ -13,6 +13,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from center_api.cameras.registry import CameraRegistry
+from center_api.clips.intake import ClipIntake
+from center_api.clips.requests import ClipRequester
 from center_api.feeds import FeedHub
 from center_api.grid import CellLocator, City
 from center_api.metrics import CenterMetrics
@@ -40,3 +42,5 @@ class CenterServices:
     hub: FeedHub
     snapshots: SnapshotStore
     cameras: CameraRegistry
+    clips: ClipIntake  # its `store` holds the files
+    clip_requests: ClipRequester

@@ -120,6 +120,52 @@ class CenterSettings(BaseModel):
     snapshot_sweep_every_s: float = Field(
         default=3600, gt=0, le=7 * 86_400, description="How often the snapshot retention sweep runs"
     )
+    clip_max_bytes: int = Field(
+        default=256 * 2**20,
+        ge=1024,
+        le=16 * 2**30,
+        description="Largest event clip a worker may upload (PUT /api/v1/clips/{digest}); a larger one is "
+        "refused (413 clip_too_large), read no further than this. max_body_bytes does not apply to it",
+    )
+    clip_station_quota_bytes: int = Field(
+        default=50 * 2**30,
+        ge=1024,
+        le=2**50,
+        description="Disk the clips of one station may take (the camera's station; 'unassigned' for a camera "
+        "the center cannot place). A clip that would exceed it first evicts the station's oldest clips that "
+        "no open incident references; if it still does not fit it is refused (507 clip_quota_exceeded)",
+    )
+    clip_retention_days: float = Field(
+        default=90,
+        ge=0,
+        le=36_500,
+        description="Clips last used longer ago are deleted unless an open incident references them; 0 keeps "
+        "them forever",
+    )
+    clip_sweep_every_s: float = Field(
+        default=3600, gt=0, le=7 * 86_400, description="How often the clip retention sweep runs"
+    )
+    clip_pending_timeout_s: float = Field(
+        default=600,
+        ge=1,
+        le=7 * 86_400,
+        description="An incident whose promised clip has neither arrived nor failed this long after its "
+        "alert says the clip is unavailable (a late clip still makes it present)",
+    )
+    clip_preroll_s: float = Field(
+        default=10,
+        gt=0,
+        le=600,
+        description="Most seconds an operator may save from a camera's recent video (POST "
+        "/api/v1/cameras/{id}/clips): the workers' pre-roll",
+    )
+    clip_link_ttl_s: float = Field(
+        default=900,
+        ge=10,
+        le=86_400,
+        description="Lifetime of the signed clip URLs the incident clip list gives (a <video> element "
+        "cannot send a bearer token)",
+    )
     live: LiveSettings = Field(
         default_factory=LiveSettings, description="The WebRTC live view (ICE servers: empty by default)"
     )

@@ -4,7 +4,9 @@
     PrincipalDep         any valid bearer token (401 `unauthorized` otherwise)
     IncidentViewerDep    roles that read incidents: operator, station_admin, city_command (403 otherwise)
     CameraManagerDep     roles that change the camera registry: integrator, city_command
-    CameraViewerDep      every role (operators see their station's cameras only; the route scopes it)
+    CameraViewerDep      every role but the worker's (operators see their station's cameras only; the route
+                         scopes it)
+    WorkerDep            the ingest workers' role: uploads clips and reports failed ones, nothing else
     ScrapeTokenDep       the platform's scrape token of `/metrics` (no user token; 404 when none is set)
 
 WebSocket handlers, which take no `Depends` for these, call `services_of(websocket)`. A route declares its
@@ -19,6 +21,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from center_api.auth import (
+    CAMERA_READ_ROLES,
     INCIDENT_ROLES,
     Principal,
     Role,
@@ -47,7 +50,8 @@ ServicesDep = Annotated[CenterServices, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 IncidentViewerDep = Annotated[Principal, Depends(require_roles(*INCIDENT_ROLES))]
 CameraManagerDep = Annotated[Principal, Depends(require_roles(Role.integrator, Role.city_command))]
-CameraViewerDep = Annotated[Principal, Depends(require_roles(*Role))]
+CameraViewerDep = Annotated[Principal, Depends(require_roles(*CAMERA_READ_ROLES))]
+WorkerDep = Annotated[Principal, Depends(require_roles(Role.worker))]
 ScrapeTokenDep = Annotated[None, Depends(check_scrape_token)]
 
 # What the dependencies above answer before a handler runs: 401 and 403 from the token (every token route

@@ -32,7 +32,8 @@ CursorParam = Annotated[
 ]
 
 
-async def _visible(services: CenterServices, principal: Principal, incident_id: int) -> Incident:
+async def visible_incident(services: CenterServices, principal: Principal, incident_id: int) -> Incident:
+    """The incident if the principal may see it; `NotFound` (404 incident_not_found) otherwise."""
     row = await services.reader.get(incident_id)
     # Out of scope looks the same as absent: an operator learns nothing about other stations' incidents.
     if row is None or not principal.may_see_station(row.station_id):
@@ -70,7 +71,7 @@ async def list_incidents(
 async def get_incident(
     incident_id: IncidentId, services: ServicesDep, principal: IncidentViewerDep
 ) -> IncidentDetail:
-    row = await _visible(services, principal, incident_id)
+    row = await visible_incident(services, principal, incident_id)
     return await services.reader.detail(row)
 
 
@@ -83,7 +84,7 @@ async def get_incident(
 async def get_snapshot(
     incident_id: IncidentId, services: ServicesDep, principal: IncidentViewerDep
 ) -> Response:
-    row = await _visible(services, principal, incident_id)
+    row = await visible_incident(services, principal, incident_id)
     if not row.snapshot:
         raise NotFound("incident has no snapshot", code="no_snapshot")
     data = services.snapshots.read(row.snapshot)

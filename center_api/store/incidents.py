@@ -1,13 +1,16 @@
-"""Writing incidents: batch ingest with idempotency and folding, workflow transitions, escalation.
+"""Writing incidents: batch ingest with idempotency and folding, workflow transitions, escalation, and the
+audit entries of other changes (`audit`: a clip added, unavailable or requested).
 
-Every write is one transaction; the consumer acknowledges stream entries only after `ingest` returns.
+Every write is one transaction; the consumer acknowledges stream entries only after `ingest` returns. The
+incidents of the events it returns carry their clip state as of the commit (`center_api.store.clipstate`),
+so the feeds show it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -18,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.errors import NotFound
 from center_api.grid.locate import Placement
+from center_api.store import clipstate
+from center_api.store.clips import note_alerts
 from center_api.store.models import Incident, IncidentAlert, IncidentEvent
 from center_api.store.rollup import RollupKey, add_deltas, apply_deltas, day_of
 from center_api.store.rows import (
@@ -49,29 +54,50 @@ class StoredEvent:
     """One committed change to publish on the feeds."""
 
     event_id: int
-    event: str  # created | updated | escalated | transition
+    event: str  # created | updated | escalated | transition | clip_added | clip_unavailable | clip_requested
     incident: Incident  # as committed; from `ingest` one that never joined a session
 
 
-class IncidentWriter:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+# An event to add: (event, incident, actor, from status, to status, note).
+EventRow = tuple[str, Incident, str | None, str | None, str | None, str | None]
 
-    async def ingest(self, items: Sequence[RoutedAlert], now: datetime) -> list[StoredEvent]:
-        """Store a batch: skip alert ids already stored, fold repeats into open incidents, commit once.
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """An audit entry `ingest` adds to each incident it creates or folds into (an operator's clip request)."""
+
+    event: str
+    actor: str | None = None
+    note: str | None = None
+
+
+class IncidentWriter:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clip_pending_timeout_s: float = 600.0
+    ) -> None:
+        self._sessions = sessions
+        self._clip_timeout_s = clip_pending_timeout_s
+
+    async def ingest(
+        self, items: Sequence[RoutedAlert], now: datetime, *, audit: Audit | None = None
+    ) -> list[StoredEvent]:
+        """Store a batch: skip alert ids already stored, fold repeats into open incidents, note what each
+        alert says of its clip, commit once.
 
         A unique-key race with another replica (two new incidents for one open key) rolls back and retries.
         """
         for attempt in range(3):
             try:
-                return await self._ingest_once(items, now)
+                return await self._ingest_once(items, now, audit)
             except IntegrityError as exc:
                 if attempt == 2:
                     raise
                 log.warning("ingest of %d alerts raced another writer, retrying: %s", len(items), exc.orig)
         return []
 
-    async def _ingest_once(self, items: Sequence[RoutedAlert], now: datetime) -> list[StoredEvent]:
+    async def _ingest_once(
+        self, items: Sequence[RoutedAlert], now: datetime, audit: Audit | None
+    ) -> list[StoredEvent]:
         unique: dict[str, RoutedAlert] = {}
         for item in items:
             unique.setdefault(item.alert.id, item)
@@ -143,18 +169,41 @@ class IncidentWriter:
                     for it, k in links
                 ],
             )
+            await note_alerts(session, [(it.alert, by_key[k].id) for it, k in links], now)
             changes = [("created", row) for row in created.values()] + [
                 ("updated", row) for row in folded.values()
             ]
-            event_ids = await self._add_events(
-                session, [(name, row, None, None, None, None) for name, row in changes], now
-            )
-        return [StoredEvent(eid, name, row) for eid, (name, row) in zip(event_ids, changes, strict=True)]
+            await clipstate.annotate(session, [row for _, row in changes], now, self._clip_timeout_s)
+            entries: list[EventRow] = [(name, row, None, None, None, None) for name, row in changes]
+            if audit is not None:
+                entries += [(audit.event, row, audit.actor, None, None, audit.note) for _, row in changes]
+            event_ids = await self._add_events(session, entries, now)
+        return [StoredEvent(eid, e[0], e[1]) for eid, e in zip(event_ids, entries, strict=True)]
+
+    async def audit(
+        self,
+        session: AsyncSession,
+        event: str,
+        incident_ids: Iterable[int],
+        now: datetime,
+        *,
+        actor: str | None = None,
+        note: str | None = None,
+    ) -> list[StoredEvent]:
+        """Audit entries `event` for these incidents in the caller's transaction; the events carry the
+        incidents as they are now, clip state included."""
+        ids = sorted(set(incident_ids))
+        if not ids:
+            return []
+        rows = list(await session.scalars(select(Incident).where(Incident.id.in_(ids)).order_by(Incident.id)))
+        await clipstate.annotate(session, rows, now, self._clip_timeout_s)
+        event_ids = await self._add_events(session, [(event, r, actor, None, None, note) for r in rows], now)
+        return [StoredEvent(eid, event, row) for eid, row in zip(event_ids, rows, strict=True)]
 
     @staticmethod
     async def _add_events(
         session: AsyncSession,
-        rows: Sequence[tuple[str, Incident, str | None, str | None, str | None, str | None]],
+        rows: Sequence[EventRow],
         now: datetime,
     ) -> list[int]:
         if not rows:
@@ -203,6 +252,7 @@ class IncidentWriter:
             if dst not in OPEN_STATUSES:
                 incident.open_key = None
             await session.flush()
+            await clipstate.annotate(session, [incident], now, self._clip_timeout_s)
             (event_id,) = await self._add_events(
                 session, [("transition", incident, actor, src, dst.value, note)], now
             )
@@ -232,6 +282,7 @@ class IncidentWriter:
                 return []
             for row in rows:
                 row.escalated_at = now
+            await clipstate.annotate(session, rows, now, self._clip_timeout_s)
             ids = await self._add_events(
                 session, [("escalated", r, None, None, None, None) for r in rows], now
             )

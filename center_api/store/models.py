@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class ClipSummary:
+    """An incident's clip as the API shows it (`center_api.store.clipstate` works it out for a page)."""
+
+    state: str | None = None  # pending | present | unavailable; None: no clip was ever expected
+    reason: str | None = None  # why unavailable, or why a present clip is short
+
+
+NO_CLIP = ClipSummary()
 
 
 class Incident(Base):
@@ -94,7 +106,23 @@ class Incident(Base):
         Index("ix_incidents_new_created", "status", "escalated_at", "created_at"),
     )
 
+    # Not a column: what the reader or writer worked out about the incident's clips for the page it returns.
+    clip = NO_CLIP
+
     # Derived values of the public model (plain properties: nothing stored, nothing to keep in step).
+    @property
+    def clip_state(self) -> str | None:
+        return self.clip.state
+
+    @property
+    def clip_reason(self) -> str | None:
+        return self.clip.reason
+
+    @property
+    def clips_url(self) -> str | None:
+        """Where the API lists the incident's clips (`GET /api/v1/incidents/{id}/clips`), once one is due."""
+        return f"/api/v1/incidents/{self.id}/clips" if self.clip.state else None
+
     @property
     def snapshot_url(self) -> str | None:
         """Where the API serves the latest snapshot (`GET /api/v1/incidents/{id}/snapshot`), if any."""
@@ -177,3 +205,55 @@ class CameraRow(Base):
     cell_fixed: Mapped[bool] = mapped_column(Boolean, default=False)
     station_id: Mapped[str] = mapped_column(String(64), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Clip(Base):
+    """An event clip (MP4) on disk, content-addressed by its SHA-256 (`center_api.clips.files`)."""
+
+    __tablename__ = "clips"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(128))
+    station_id: Mapped[str] = mapped_column(
+        String(64), comment="Quota bucket: the camera's station, else its incident's, else 'unassigned'"
+    )
+    size: Mapped[int] = mapped_column(BigInteger, comment="Bytes on disk")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_s: Mapped[float]
+    codec: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    short_reason: Mapped[str | None] = mapped_column(Text)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, comment="Stored or uploaded again")
+
+    __table_args__ = (
+        Index("ix_clips_station_used", "station_id", "last_used_at"),
+        Index("ix_clips_last_used", "last_used_at"),
+    )
+
+
+class ClipLink(Base):
+    """Which alert (or on-demand request) a clip shows, and where in it the alert fired."""
+
+    __tablename__ = "clip_links"
+
+    ref_id: Mapped[str] = mapped_column(String(64), primary_key=True, comment="Alert id or request id")
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    offset_s: Mapped[float] = mapped_column(comment="Seconds from the clip's start")
+
+    __table_args__ = (Index("ix_clip_links_digest", "digest"),)
+
+
+class ClipNoteRow(Base):
+    """What is known of the clip of one alert or on-demand request: its incident (once the alert is stored)
+    and the note (pending, or unavailable with a reason; NULL where a clip came with no note)."""
+
+    __tablename__ = "clip_notes"
+
+    ref_id: Mapped[str] = mapped_column(String(64), primary_key=True, comment="Alert id or request id")
+    incident_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    state: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime, comment="When the center learnt of the clip")

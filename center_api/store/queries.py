@@ -1,16 +1,19 @@
 """Reading incidents: filtered lists with cursor pagination (newest first, by id), one incident with its
-history, the event log for SSE resume, and the public shape of an incident."""
+history, the event log for SSE resume, and the public shape of an incident. Every incident read carries its
+clip state (`center_api.store.clipstate`), worked out for the whole page in one query."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from center_api.errors import BadRequest
 from center_api.schemas import EventPublic, IncidentDetail, IncidentPublic, IncidentQuery
+from center_api.store import clipstate
 from center_api.store.models import Incident, IncidentEvent
 from center_api.workflow import sla_seconds
 
@@ -70,8 +73,14 @@ def apply_filter(stmt: Select, f: IncidentQuery, station_scope: str | None) -> S
 
 
 class IncidentReader:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clip_pending_timeout_s: float = 600.0
+    ) -> None:
         self._sessions = sessions
+        self._clip_timeout_s = clip_pending_timeout_s
+
+    async def _annotate(self, session: AsyncSession, rows: Sequence[Incident]) -> None:
+        await clipstate.annotate(session, rows, datetime.now(UTC), self._clip_timeout_s)
 
     async def list(
         self, f: IncidentQuery, *, station_scope: str | None, cursor: str | None, limit: int
@@ -83,6 +92,7 @@ class IncidentReader:
         stmt = stmt.order_by(Incident.id.desc()).limit(limit + 1)
         async with self._sessions() as session:
             rows = list(await session.scalars(stmt))
+            await self._annotate(session, rows[:limit])
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (encode_cursor(rows[-1].id) if more and rows else None)
@@ -93,6 +103,7 @@ class IncidentReader:
 
     async def detail(self, incident: Incident) -> IncidentDetail:
         async with self._sessions() as session:
+            await self._annotate(session, [incident])
             events = await session.scalars(
                 select(IncidentEvent)
                 .where(IncidentEvent.incident_id == incident.id)
@@ -119,4 +130,6 @@ class IncidentReader:
             stmt = stmt.where(IncidentEvent.station_id == station_scope)
         stmt = stmt.order_by(IncidentEvent.id).limit(limit)
         async with self._sessions() as session:
-            return [(e, i) for e, i in (await session.execute(stmt)).all()]
+            rows = [(e, i) for e, i in (await session.execute(stmt)).all()]
+            await self._annotate(session, list({i.id: i for _, i in rows}.values()))
+        return rows
