@@ -1,4 +1,4 @@
-"""A real RTSP server (GStreamer's gst-rtsp-server) that serves H.264 MP4 clips without re-encoding.
+"""A real RTSP server (GStreamer's gst-rtsp-server) that serves H.264 or H.265 MP4 clips without re-encoding.
 
 Run it with the system Python that has PyGObject and the GStreamer RTSP server typelib (on Debian:
 `python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad`):
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import struct
 import sys
 
 import gi
@@ -22,12 +23,32 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
-LAUNCH = "( filesrc location={path} ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+LAUNCH = (
+    "( filesrc location={path} ! qtdemux ! {codec}parse config-interval=-1 ! rtp{codec}pay name=pay0 pt=96 )"
+)
+
+
+def codec_of(path: str) -> str:
+    """h265 if the MP4's `moov` describes an H.265 track (an `hvcC` record), else h264."""
+    with open(path, "rb") as fh:
+        while header := fh.read(8):
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            if size == 1:
+                (size,) = struct.unpack(">Q", fh.read(8))
+                size -= 8
+            if kind == b"moov":
+                return "h265" if b"hvcC" in fh.read(size - 8) else "h264"
+            if size < 8:
+                break
+            fh.seek(size - 8, 1)
+    return "h264"
 
 
 def factory_for(path: str) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(LAUNCH.format(path=path))
+    factory.set_launch(LAUNCH.format(path=path, codec=codec_of(path)))
     factory.set_shared(False)
     return factory
 
