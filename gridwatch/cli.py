@@ -3,7 +3,7 @@
 gridwatch up [--demo]            the whole stack on one machine (embedded Valkey, SQLite)
 gridwatch center                 the center API (alert consumer, incidents, feeds)
 gridwatch ingest                 ingest workers with detection (one process per core)
-gridwatch token issue            a JWT for an operator, station admin, city command or integrator
+gridwatch token issue            a JWT for an operator, station admin, city command, integrator or worker
 gridwatch cameras health|probe   stream health of every camera; probe one stream
 gridwatch grid generate|validate a reference-scale synthetic city; check a grid
 """
@@ -198,21 +198,27 @@ def _run_worker(
     settings: GridwatchSettings, cameras: Path | None, worker_id: str, sharded: bool, metrics_port: int | None
 ) -> None:
     import redis
+    from pydantic import ValidationError
 
     from detection.config import DetectionConfig
     from detection.journal import JournalInUse
     from detection.metrics import DetectionCollector
     from detection.pipeline import DetectionPipeline
     from detection.publisher import RedisAlertPublisher
+    from gridwatch.worker_clips import clip_side
     from ingest.cameras import RedisCameraSource, YamlCameraSource
     from ingest.config import IngestConfig
     from ingest.run import serve
+    from ingest.spool import SpoolInUse
     from ingest.worker import IngestWorker
 
     try:
+        clip_config = settings.clip_config()
         model = settings.resolved_model()
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
+    except ValidationError as exc:
+        raise _fail(f"clip settings (GRIDWATCH_CLIP_*, GRIDWATCH_RING_*): {exc.errors()[0]['msg']}") from None
     redis_url = settings.resolved_redis_url()
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
@@ -230,14 +236,24 @@ def _run_worker(
     detection_config = DetectionConfig(
         model=model, imgsz=settings.imgsz, device=settings.device, worker_id=worker_id
     )
-    pipeline = DetectionPipeline(detection_config, publisher)
-    config = IngestConfig(worker_id=worker_id, sharded=sharded, metrics_port=metrics_port)
-    worker = IngestWorker(config, source, pipeline, publisher, client)
-    pipeline.start()
     try:
-        serve(worker, collectors=[DetectionCollector(pipeline, publisher)])
+        with clip_side(settings, clip_config, worker_id, publisher, client) as clips:
+            alerts, recorder, collectors = clips
+            pipeline = DetectionPipeline(detection_config, alerts)
+            config = IngestConfig(
+                worker_id=worker_id, sharded=sharded, metrics_port=metrics_port, clips=clip_config
+            )
+            worker = IngestWorker(config, source, pipeline, alerts, client, clips=recorder)
+            pipeline.start()
+            try:
+                serve(worker, collectors=[DetectionCollector(pipeline, publisher), *collectors])
+            finally:
+                pipeline.stop()  # before the recorder closes: no alert reaches a closed recorder
+    except SpoolInUse:
+        raise _fail(
+            f"worker id {worker_id!r} is in use by another worker on this host (its clip spool is open)"
+        ) from None
     finally:
-        pipeline.stop()
         publisher.close()
         client.close()
 
@@ -245,7 +261,7 @@ def _run_worker(
 @token_app.command("issue")
 def token_issue(
     role: Annotated[
-        str, typer.Option(help="operator | station_admin | city_command | integrator")
+        str, typer.Option(help="operator | station_admin | city_command | integrator | worker")
     ] = "operator",
     station: Annotated[str | None, typer.Option(help="Station id the token is scoped to")] = None,
     subject: Annotated[

@@ -160,8 +160,18 @@ def run_stack(settings: GridwatchSettings, demo: bool) -> int:
         )
         supervisor.spawn("center", _gridwatch("center", "--port", str(api_port)), env)
         wait_for_port(api_port, 60, "the center API")
-        supervisor.spawn("ingest", _gridwatch("ingest", "--cameras", str(config_dir / "cameras.yaml")), env)
         secret = settings.resolved_jwt_secret()
+        # the worker uploads its clips to this center with a worker token of its own (a year: `up` runs long)
+        worker_env = dict(
+            env,
+            GRIDWATCH_CENTER_URL=f"http://127.0.0.1:{api_port}",
+            GRIDWATCH_WORKER_TOKEN=issue_token(
+                secret, subject="local-worker", role="worker", station_id=None, ttl_s=365 * 86400
+            ),
+        )
+        supervisor.spawn(
+            "ingest", _gridwatch("ingest", "--cameras", str(config_dir / "cameras.yaml")), worker_env
+        )
         operator = issue_token(secret, subject="demo-operator", role="operator", station_id="st-nanguan")
         city = issue_token(secret, subject="demo-command", role="city_command", station_id=None)
         api = f"http://127.0.0.1:{api_port}"
