@@ -58,7 +58,9 @@ class ClipProbe:
 def ffprobe_path() -> str:
     path = shutil.which("ffprobe")
     if path is None:
-        raise FileNotFoundError("ffprobe is not installed (apt-get install -y ffmpeg); the clip tests need it")
+        raise FileNotFoundError(
+            "ffprobe is not installed (apt-get install -y ffmpeg); the clip tests need it"
+        )
     return path
 
 
