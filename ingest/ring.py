@@ -257,13 +257,12 @@ class PacketRing:
             return None
         if limited == "gop":
             return f"keeps nothing: one GOP is over the {self.max_bytes / MIB:g} MiB bound"
+        if limited == "budget":
+            kept = f"keeps {held:.1f} s of {self.preroll_s:g} s" if held > 0 else "keeps nothing"
+            return f"{kept}: the worker's ring budget is used up"
         mbps = nbytes * 8 / held / 1e6 if held > 0 else 0.0
-        bound = (
-            f"over the {self.max_bytes / MIB:g} MiB bound"
-            if limited == "bound"
-            else "the worker's ring budget is used up"
-        )
-        return f"keeps {held:.1f} s of {self.preroll_s:g} s: {mbps:.1f} Mbit/s {bound}"
+        bound = f"{mbps:.1f} Mbit/s over the {self.max_bytes / MIB:g} MiB bound"
+        return f"keeps {held:.1f} s of {self.preroll_s:g} s: {bound}"
 
     def stream_time(self, wall: float) -> float | None:
         """The stream time of wall-clock `wall` (an alert's `captured_at`): the sample marked at that time, or
@@ -362,11 +361,14 @@ class PacketRing:
             self._settle_budget()
         if self._bytes > self.max_bytes:
             self._trim(self.max_bytes, "bound")
-        if self._bytes > self._reserved and self.budget is not None:
-            if self._starved and not key:
-                self._trim(self._reserved, "budget")
-            else:
-                self._reserve()
+        if self.budget is not None:
+            if self._starved and key:
+                self._reserve()  # refused before: ask again once a GOP, never per packet
+            elif self._bytes > self._reserved:
+                if self._starved:
+                    self._trim(self._reserved, "budget")
+                else:
+                    self._reserve()
 
     def _feed(self, packet: RingPacket, closed: list[Tap] | None) -> list[Tap] | None:
         t = packet.dts * self._tb
@@ -400,7 +402,7 @@ class PacketRing:
 
     def _reserve(self) -> None:
         assert self.budget is not None
-        want = self._bytes - self._reserved + BUDGET_CHUNK
+        want = max(0, self._bytes - self._reserved) + BUDGET_CHUNK
         granted = self.budget.reserve(want)
         self._reserved += granted
         self._starved = granted < want
