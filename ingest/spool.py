@@ -8,10 +8,10 @@ A directory holds
 
 Adding a clip (`add`): hash the staged file, fsync it, write `<sha>.json` (temp file, fsync, rename),
 rename the MP4 to `<sha>.mp4` and fsync the directory. The MP4's rename is the commit point: a clip is in the
-spool once `<sha>.mp4` exists. The same content twice is one entry. A kill -9 at any point leaves either a
-complete entry or leftovers that opening the spool removes: `tmp-*` files, a `<sha>.json` without its MP4, an
-MP4 without its JSON, and a clip whose content does not hash to its name (a torn write after a power cut) —
-the last two counted as `dropped_corrupt`.
+spool once `<sha>.mp4` exists. The same content twice is one entry, whose meta gets the alert ids of both.
+A kill -9 at any point leaves either a complete entry or leftovers that opening the spool removes: `tmp-*`
+files, a `<sha>.json` without its MP4, an MP4 without its JSON, and a clip whose content does not hash to its
+name (a torn write after a power cut) — the last two counted as `dropped_corrupt`.
 
 Bounds: `max_bytes` of MP4 and `max_files` clips, not counting the one the uploader is sending (the disk
 holds at most that one more). An add that goes over them drops the oldest clips (never the one being sent),
@@ -40,6 +40,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from contracts import ClipFailure, ClipMeta
+from contracts.clips import MAX_CLIP_ALERTS
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ClipSpool:
         self._clip_bytes = 0
         self._clip_count = 0
         self._in_flight: str | None = None
+        self._resend: set[str] = set()  # in flight when more alert ids joined: sent again before removal
         self._closed = False
         self._cond = threading.Condition()
         directory.mkdir(parents=True, exist_ok=True)
@@ -141,6 +143,7 @@ class ClipSpool:
                 raise ValueError(f"clip spool {self.directory} is closed")
             if digest in self._items:
                 staged.unlink(missing_ok=True)
+                self._merge_meta(digest, meta)
                 return digest
             if size > self.max_bytes:
                 staged.unlink(missing_ok=True)
@@ -184,6 +187,9 @@ class ClipSpool:
         with self._cond:
             if self._in_flight == item.name:
                 self._in_flight = None
+            if item.name in self._resend:
+                self._resend.discard(item.name)
+                remove = False  # the center has the clip but not every alert id of it yet
             if remove and not self._closed and self._items.get(item.name) == item:
                 self._remove(item)
             self._enforce_bounds()  # an add that found the item in flight may have left the spool over
@@ -240,6 +246,32 @@ class ClipSpool:
         _write_atomic(self.directory, name, data)
         _fsync_dir(self.directory)
         self._items[name] = SpoolItem("failure", name, len(data), time.time())
+
+    def _merge_meta(self, digest: str, meta: ClipMeta) -> None:
+        """The same content again for other alerts: still one clip, linked to every alert (a repeated upload
+        links its new alert ids at the center too)."""
+        try:
+            held = self.meta(self._items[digest])
+        except (OSError, ValueError):
+            return
+        room = MAX_CLIP_ALERTS - len(held.alert_ids)
+        joined = [
+            (alert_id, offset)
+            for alert_id, offset in zip(meta.alert_ids, meta.alert_offsets_s, strict=True)
+            if alert_id not in held.alert_ids
+        ][: max(0, room)]
+        if not joined:
+            return
+        merged = held.model_copy(
+            update={
+                "alert_ids": held.alert_ids + tuple(a for a, _ in joined),
+                "alert_offsets_s": held.alert_offsets_s + tuple(min(o, held.duration_s) for _, o in joined),
+            }
+        )
+        _write_atomic(self.directory, f"{digest}.json", merged.model_dump_json().encode())
+        _fsync_dir(self.directory)
+        if digest == self._in_flight:
+            self._resend.add(digest)
 
     def _remove(self, item: SpoolItem) -> None:
         del self._items[item.name]

@@ -4,10 +4,11 @@
     POST {center}/api/v1/clips/failures                        body: a ClipFailure (JSON)
 
 Both carry `Authorization: Bearer <worker token>`. What the answer means:
-  200 / 201 / 204     the center has it (201: stored now; 200: it already had that digest) -> removed
+  200 / 201 / 202     the center has it (201: stored now; 200: it had that digest; 202: a failure report)
   401 / 403           the token is refused: kept, retried every `auth_retry_s`; logged once, counted
   404 not_found, 405  the center has no such route (older than the worker): kept, retried like 401
-  408 / 425 / 429     the center asks for patience: kept, retried with backoff
+  408 / 425 / 429     the center asks for patience: kept, retried with backoff (also 400 upload_incomplete:
+                      the body did not arrive whole)
   507, other 4xx      refused for good (station quota, a bad meta): removed, counted, logged with the code
   5xx, no connection, a timeout: kept, retried with capped exponential backoff and full jitter
 
@@ -36,7 +37,7 @@ from ingest.spool import ClipSpool, SpoolItem
 log = logging.getLogger(__name__)
 
 _CHUNK = 256 * 1024
-_DELIVERED = frozenset({200, 201, 204})
+_DELIVERED = frozenset({200, 201, 202, 204})
 _AUTH = frozenset({401, 403})
 _PATIENCE = frozenset({408, 425, 429})
 
@@ -158,7 +159,7 @@ class ClipUploader:
             self.counts.retries += 1
             self._to_state("auth" if status in _AUTH else "no_route", f"HTTP {status} {code}")
             return False, self.auth_retry_s
-        if status in _PATIENCE or (status >= 500 and status != 507):
+        if status in _PATIENCE or (status >= 500 and status != 507) or code == "upload_incomplete":
             self._to_state("unreachable", f"HTTP {status} {code}")
             return False, self._retry_later()
         self.counts.failed_final += 1

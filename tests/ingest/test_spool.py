@@ -69,12 +69,29 @@ def test_add_is_content_addressed_and_leaves_no_temp_files(spool: ClipSpool) -> 
     assert names(spool.directory) == set() and len(spool) == 0
 
 
-def test_the_same_content_twice_is_one_entry(spool: ClipSpool) -> None:
+def test_the_same_content_twice_is_one_entry_with_the_alerts_of_both(spool: ClipSpool) -> None:
     content = os.urandom(3000)
-    first, second = add(spool, content, "a1"), add(spool, content, "a2")
-    assert first == second
+    first, second, third = add(spool, content, "a1"), add(spool, content, "a2"), add(spool, content, "a1")
+    assert first == second == third
     assert len(spool) == 1
-    assert names(spool.directory) == {f"{first}.mp4", f"{first}.json"}  # the second staging file is gone
+    assert names(spool.directory) == {f"{first}.mp4", f"{first}.json"}  # the other staging files are gone
+    item = spool.checkout()
+    assert item is not None and spool.meta(item).alert_ids == ("a1", "a2")
+    assert spool.meta(item).alert_offsets_s == (5.0, 5.0)
+
+
+def test_alerts_that_join_a_clip_in_flight_send_it_again(spool: ClipSpool) -> None:
+    content = os.urandom(3000)
+    digest = add(spool, content, "a1")
+    item = spool.checkout()
+    assert item is not None
+    add(spool, content, "a2")  # while the uploader sends the meta it read before
+    spool.finish(item, remove=True)
+    again = spool.checkout()
+    assert again is not None and again.name == digest  # once more, so the center links a2 too
+    assert spool.meta(again).alert_ids == ("a1", "a2")
+    spool.finish(again, remove=True)
+    assert len(spool) == 0
 
 
 def test_meta_bytes_follow_the_file(spool: ClipSpool) -> None:
