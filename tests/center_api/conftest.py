@@ -4,8 +4,11 @@ tests/conftest.py), a real uvicorn server."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import socket
+import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,3 +196,62 @@ async def poll(fn: Callable[[], object], within_s: float = 60.0, interval: float
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not met within {within_s} s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+# -- Event clips (tests/center_api/test_clips*.py, the isolation walk) ------------------------------------
+
+WORKER = auth("worker", None, "worker-1")
+
+
+@pytest.fixture(scope="session")
+def clip_mp4(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real H.264 MP4 (2 s, 640x360, a keyframe a second) made by the demo's clip maker."""
+    from gridwatch.demo.clips import make_clip, quiet_scene
+
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", quiet_scene(seconds=2.0)).read_bytes()
+
+
+def mp4_variant(base: bytes, tag: str, pad: int = 0) -> bytes:
+    """`base` with a top-level `free` box holding `tag` (and `pad` zero bytes) appended: still a valid MP4,
+    of another digest and size."""
+    payload = tag.encode() + bytes(pad)
+    return base + struct.pack(">I", 8 + len(payload)) + b"free" + payload
+
+
+def clip_meta(
+    data: bytes,
+    alert_ids: list[str],
+    camera_id: str = "cam-x",
+    offsets: list[float] | None = None,
+    **kw: object,
+) -> dict[str, object]:
+    """The `contracts.ClipMeta` of an upload of `data` (JSON-ready)."""
+    return {
+        "camera_id": camera_id,
+        "alert_ids": alert_ids,
+        "alert_offsets_s": offsets if offsets is not None else [1.0] * len(alert_ids),
+        "started_at": datetime.now(UTC).isoformat(),
+        "duration_s": 2.0,
+        "bytes": len(data),
+        "codec": "h264",
+        "width": 640,
+        "height": 360,
+        **kw,
+    }
+
+
+async def put_clip(
+    client: httpx.AsyncClient,
+    data: bytes,
+    meta: dict[str, object],
+    *,
+    digest: str | None = None,
+    headers: dict[str, str] = WORKER,
+) -> httpx.Response:
+    """PUT /api/v1/clips/{sha256} as a worker does."""
+    return await client.put(
+        f"/api/v1/clips/{digest or hashlib.sha256(data).hexdigest()}",
+        params={"meta": json.dumps(meta)},
+        content=data,
+        headers={**headers, "Content-Type": "video/mp4"},
+    )
