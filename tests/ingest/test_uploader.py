@@ -27,6 +27,16 @@ import pytest
 from contracts import ClipFailure, ClipMeta
 from ingest.spool import ClipSpool
 from ingest.uploader import ClipCollector, ClipUploader
+from tests.center_api.conftest import (  # noqa: F401 - fixtures are found by name
+    auth,
+    center_factory,
+    clip_mp4,
+    database_url,
+    make_alert,
+    poll,
+    redis_db,
+    xadd,
+)
 from tests.ingest.test_spool import REPO, add, make_meta, stage
 
 TOKEN = "worker-token-that-must-never-be-logged"
@@ -347,3 +357,85 @@ def test_a_worker_killed_with_sigkill_while_spooling_uploads_each_clip_once_afte
         uploader.stop()
         spool.close()
         center.close()
+
+
+# --- against the real center --------------------------------------------------------------------------
+async def _until(condition: Callable[[], object]) -> None:
+    """Poll a plain condition without blocking the event loop the center runs on."""
+
+    async def check() -> object:
+        return condition()
+
+    await poll(check)
+
+
+async def test_the_real_center_stores_a_clip_once_and_links_it_to_its_incident(
+    center_factory,  # noqa: F811 - the fixtures imported above
+    database_url: str,  # noqa: F811
+    redis_db,  # noqa: F811
+    clip_mp4: bytes,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    center = await center_factory(database_url)
+    alert = make_alert()
+    xadd(redis_db, alert)
+    city = auth("city_command", None, "chief")
+
+    async def incident() -> dict | None:
+        r = await center.client.get("/api/v1/incidents", headers=city)
+        return next((i for i in r.json()["items"] if i["alert_id"] == alert.id), None)
+
+    found = await poll(incident)
+    assert isinstance(found, dict)
+    meta = make_meta(len(clip_mp4)).model_copy(
+        update={"camera_id": alert.camera_id, "alert_ids": (alert.id,)}
+    )
+    spool = ClipSpool(tmp_path / "spool")
+    worker_token = auth("worker", None, "w1")["Authorization"].removeprefix("Bearer ")
+    uploader = ClipUploader(spool, center.base, worker_token, idle_poll_s=0.05)
+    try:
+        digest = spool.add(stage(spool, clip_mp4), meta)
+        spool.add_failure(
+            ClipFailure(camera_id=alert.camera_id, alert_ids=("gone-1",), reason="camera offline")
+        )
+        uploader.start()
+        await _until(lambda: len(spool) == 0)
+        # killed between the center's answer and the removal: after a restart the clip is in the spool again
+        spool.add(stage(spool, clip_mp4), meta)
+        await _until(lambda: len(spool) == 0)
+        counts = uploader.counts
+        assert (counts.uploaded, counts.duplicates, counts.failures_reported, counts.failed_final) == (
+            1,
+            1,
+            1,
+            0,
+        )
+        r = await center.client.get(f"/api/v1/incidents/{found['id']}/clips", headers=city)
+        assert r.status_code == 200, r.text
+        assert [c["id"] for c in r.json()] == [digest]  # one clip, however often it was sent
+        stored = sorted((tmp_path / "data" / "clips").glob("*/*.mp4"))
+        assert [p.name for p in stored] == [f"{digest}.mp4"]
+    finally:
+        uploader.stop()
+        spool.close()
+
+
+async def test_the_real_center_refuses_a_token_that_is_not_a_workers_and_the_clip_stays(
+    center_factory,  # noqa: F811 - the fixtures imported above
+    database_url: str,  # noqa: F811
+    redis_db,  # noqa: F811
+    clip_mp4: bytes,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    center = await center_factory(database_url)
+    spool = ClipSpool(tmp_path / "spool")
+    operator = auth("operator", "st-nanguan", "alice")["Authorization"].removeprefix("Bearer ")
+    uploader = ClipUploader(spool, center.base, operator, idle_poll_s=0.05, auth_retry_s=0.05)
+    try:
+        spool.add(stage(spool, clip_mp4), make_meta(len(clip_mp4)))
+        uploader.start()
+        await _until(lambda: uploader.counts.auth_refused >= 2)
+        assert len(spool) == 1 and uploader.counts.failed_final == 0
+    finally:
+        uploader.stop()
+        spool.close()
