@@ -137,7 +137,7 @@ def _clip_metrics(
 ) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """The worker's clip recorder and the budget of its rings."""
     gauges: tuple[tuple[str, str, float], ...] = (
-        ("gridwatch_ingest_ring_bytes_total", "Bytes held by all pre-roll rings of the worker", ring_total),
+        ("gridwatch_ingest_rings_bytes", "Bytes held by all pre-roll rings of the worker", ring_total),
         ("gridwatch_ingest_ring_budget_bytes", "Bound of all pre-roll rings of the worker", c.budget_bytes),
         (
             "gridwatch_ingest_ring_budget_used_bytes",
