@@ -7,15 +7,19 @@ here, with the Kind that says who may see another station's data through it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import httpx
 from fastapi.routing import iter_route_contexts
 
-from tests.center_api.conftest import XIADU_2
+from tests.center_api.conftest import WORKER, XIADU_2, clip_meta
 
 B_STATION, B_CAMERA, A_CAMERA = "st-xiadu", "cam-xiadu-1", "cam-nanguan-1"
 SNAPSHOT = b"\xff\xd8\xff\xe0" + b"XIADU-SNAPSHOT" * 8 + b"\xff\xd9"
@@ -25,7 +29,17 @@ ROLES = {
     "b_operator": ("operator", B_STATION, "b-op"),
     "city": ("city_command", None, "chief"),
     "integrator": ("integrator", None, "vendor"),
+    "worker": ("worker", None, "worker-1"),
 }
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+# Station B's clip: as much of an MP4 as the center checks (its `ftyp` box first), carrying the snapshot's
+# marker so that a served clip shows whose it is.
+B_CLIP = _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2") + _box(b"free", b"XIADU-SNAPSHOT" * 4)
 
 
 class Kind(Enum):
@@ -40,6 +54,10 @@ class Kind(Enum):
         frozenset({"b_operator", "city", "integrator"}),
     )
     CAMERA_WRITE = ("changes to the registry", frozenset({"city", "integrator"}))
+    CLIP_UPLOAD = (
+        "the workers' clip uploads and failure reports; nothing is read back",
+        frozenset({"worker"}),
+    )
     PLATFORM = ("/metrics: the scrape token only, no user token at all", frozenset())
 
     @property
@@ -56,6 +74,7 @@ class Seed:
     rtsp_url: str
     b_alerts: list[str]
     stop_alerts: set[str]  # the last alert of each station: a feed has replayed past every event by then
+    clip_id: str = "0" * 64  # station B's clip (`seed_clip`), of its first incident
 
     def markers(self, station_too: bool = True) -> list[bytes]:
         found = ["c-xiadu", B_CAMERA, self.session_id, *self.b_alerts] + ([B_STATION] if station_too else [])
@@ -88,6 +107,20 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/incidents"): Spec(Kind.INCIDENT_DATA),
     ("GET", "/api/v1/incidents/{incident_id}"): Spec(Kind.INCIDENT_DATA),
     ("GET", "/api/v1/incidents/{incident_id}/snapshot"): Spec(Kind.INCIDENT_DATA),
+    ("GET", "/api/v1/incidents/{incident_id}/clips"): Spec(Kind.INCIDENT_DATA),
+    ("GET", "/api/v1/incidents/{incident_id}/clips/{clip_id}"): Spec(Kind.INCIDENT_DATA),
+    ("POST", "/api/v1/cameras/{camera_id}/clips"): Spec(
+        Kind.INCIDENT_DATA, write=2, body=lambda s, r: {"seconds": 1, "note": r}
+    ),
+    # No `meta` (it is no station's data): the worker's upload is refused as invalid, after its role passed.
+    ("PUT", "/api/v1/clips/{digest}"): Spec(
+        Kind.CLIP_UPLOAD, write=6, body=lambda s, r: ("video/mp4", B_CLIP)
+    ),
+    ("POST", "/api/v1/clips/failures"): Spec(
+        Kind.CLIP_UPLOAD,
+        write=6,
+        body=lambda s, r: {"camera_id": B_CAMERA, "alert_ids": [f"walk-{r}"], "reason": r},
+    ),
     ("POST", "/api/v1/incidents/{incident_id}/transitions"): Spec(
         Kind.INCIDENT_DATA, write=1, body=lambda s, r: {"to": "acknowledged", "note": r}
     ),
@@ -136,12 +169,15 @@ PATH_PARAMS: dict[str, tuple[Callable[[Seed], object], object, Callable[[Seed], 
     "incident_id": (lambda s: s.incident_id, 999_999, lambda s: s.a_incident_id),
     "camera_id": (lambda s: B_CAMERA, "cam-nobody", lambda s: A_CAMERA),
     "session_id": (lambda s: s.session_id, "no-such-session", None),
+    "clip_id": (lambda s: s.clip_id, "0" * 64, None),
+    "digest": (lambda s: s.clip_id, "0" * 64, None),
     "name": (lambda s: "console.js", "console.js", None),  # the console's static files: no station's
 }
 # Query parameters set to station B's value, one at a time; enumerations and booleans take every value.
 B_QUERY = {"station": B_STATION, "cell": "c-xiadu-02", "community": "c-xiadu", "camera": B_CAMERA}
 ALWAYS = {"after": "0"}  # feeds replay from the start, so B's events would be among the first messages
 HARMLESS = {"street", "district", "kind", "severity", "status", "since", "until", "cursor", "limit", "top"}
+HARMLESS |= {"meta", "sig", "exp"}  # a clip upload's description; a signed clip URL (its own test)
 HARMLESS_HEADERS = {"Last-Event-ID"}
 
 
@@ -215,3 +251,17 @@ def fill(path: str, seed: Seed, whose: dict[str, str]) -> str:
         return str(chosen[whose[match[1]]]())
 
     return re.sub(r"{(\w+)[^}]*}", value, path)
+
+
+async def seed_clip(client: httpx.AsyncClient, alert_id: str) -> str:
+    """Upload station B's clip for one of its alerts, as a worker; its id."""
+    digest = hashlib.sha256(B_CLIP).hexdigest()
+    meta = clip_meta(B_CLIP, [alert_id], camera_id=B_CAMERA)
+    r = await client.put(
+        f"/api/v1/clips/{digest}",
+        params={"meta": json.dumps(meta)},
+        content=B_CLIP,
+        headers={**WORKER, "Content-Type": "video/mp4"},
+    )
+    assert r.status_code == 201, r.text
+    return digest

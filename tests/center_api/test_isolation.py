@@ -54,6 +54,7 @@ from tests.center_api.isolation_routes import (
     path_variants,
     point,
     route_table,
+    seed_clip,
 )
 from tests.support.rtsp import RtspServer
 
@@ -230,6 +231,7 @@ async def _seed(center: RunningCenter, redis_db: Any, rtsp_url: str, pc_offer: s
         rtsp_url=rtsp_url,
         b_alerts=[a.id for a in b_alerts],
         stop_alerts={a_last.id, b_alerts[-1].id},
+        clip_id=await seed_clip(c, b_alerts[0].id),
     )
 
 
