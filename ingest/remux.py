@@ -51,7 +51,7 @@ def remux(path: Path, params: StreamParams, packets: Sequence[RingPacket]) -> Re
     base = packets[0].pts
     # leading pictures of an open GOP (after the keyframe in decode order, before it in display order)
     # reference the previous GOP, which the clip does not have: drop them
-    kept = [p for p in packets if p.pts >= base]
+    kept = _complete_tail([p for p in packets if p.pts >= base])
     datas = _annexb(params, kept)
     tb = params.time_base
     try:
@@ -77,6 +77,22 @@ def remux(path: Path, params: StreamParams, packets: Sequence[RingPacket]) -> Re
         cpu_ms=(time.thread_time() - started) * 1000,
         start_pts=base,
     )
+
+
+def _complete_tail(packets: list[RingPacket]) -> list[RingPacket]:
+    """Without the frames shown after a hole at the end.
+
+    A clip ends at a packet in decode order; with B-frames some frames shown before its last packets come
+    later in decode order and are missing (P8 taken, B7 not). Only a frame shown after the last packet's
+    dts can be missing that way, so only there is a hole looked for; frames shown after it are dropped.
+    """
+    last_dts = packets[-1].dts
+    shown = sorted(p.pts for p in packets)
+    step = _frame_ticks(packets)
+    for before, after in zip(shown, shown[1:], strict=False):
+        if after > last_dts and after - before > 1.5 * step:
+            return [p for p in packets if p.pts <= before]
+    return packets
 
 
 def _frame_ticks(packets: Sequence[RingPacket]) -> int:
