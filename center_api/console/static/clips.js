@@ -100,6 +100,11 @@ export class ClipView {
     this.fetch(incident.clips_url || `/api/v1/incidents/${incident.id}/clips`);
   }
 
+  // Something about the clips changed that the incident's fields may not show (a second clip arrived).
+  invalidate() {
+    this.key = null;
+  }
+
   reset() {
     this.generation += 1;
     this.unload();
@@ -189,7 +194,9 @@ export class ClipView {
     $("p-timeline").setAttribute("aria-valuemax", duration.toFixed(1));
     const dims = clip.width && clip.height ? `${clip.width}×${clip.height}` : "";
     $("p-clip-info").textContent = [fmtTime(clip.started_at), `${Number(clip.duration_s).toFixed(1)} s`, dims,
-      codecInfo(clip.codec).label, size(clip.bytes)].filter(Boolean).join(" · ");
+      codecInfo(clip.codec).label, size(clip.bytes), clip.short_reason ? `short: ${clip.short_reason}` : ""]
+      .filter(Boolean).join(" · ");
+    $("p-clip-info").title = clip.short_reason || "";
     this.playhead();
   }
 

@@ -95,7 +95,10 @@ function upsert(incident, event, { quiet = false } = {}) {
   if (!quiet) {
     if (!known && event === "created" && incident.severity <= 2) cue(incident);
     render(!known ? incident.id : null);
-    if (state.selected === incident.id) renderPanel(incident.id, { refetch: true });
+    if (state.selected === incident.id) {
+      if (event === "clip_added") state.clips.invalidate(); // another clip: list them again
+      renderPanel(incident.id, { refetch: true });
+    }
     scheduleMap();
   }
 }
@@ -268,7 +271,7 @@ function fillPanel(incident, history) {
   if (history) {
     $("p-history").replaceChildren(...history.map((h) => el("li", {},
       el("time", { datetime: h.at }, fmtTime(h.at)), " ",
-      h.to_status ? `${h.from_status || ""} → ${h.to_status}` : h.event,
+      h.to_status ? `${h.from_status || ""} → ${h.to_status}` : h.event.replaceAll("_", " "),
       h.actor ? ` by ${h.actor}` : "", h.note ? ` — ${h.note}` : "")));
   }
 }
