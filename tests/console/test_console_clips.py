@@ -56,6 +56,7 @@ OPERATOR = token("operator", "st-nanguan", "alice")
 WORKER = token("worker", None, "w-test")
 CLIP_SECONDS = 12.0
 ALERT_AT_S = 8.0  # where the alert fires in the clip: the person has crossed into the right half
+SHORT_SECONDS, SHORT_ALERT_AT_S = 6.0, 3.0
 PREROLL_S = 8.0  # the center's clip_preroll_s here: the page's limit (10 s) is more, the center says no
 HEVC_TYPE = 'video/mp4; codecs="hvc1.1.6.L120.90"'
 
@@ -70,6 +71,16 @@ def person_scene() -> Scene:
 def h264_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = make_clip(tmp_path_factory.mktemp("clips") / "person.mp4", person_scene(), gop_seconds=1.0)
     return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Another clip (6 s, another street): the second alert of an incident brings it."""
+    walker = Walker(path=((0.0, 0.80, 0.95), (SHORT_SECONDS, 0.55, 0.93)), sprite=1)
+    scene = Scene(seconds=SHORT_SECONDS, walkers=(walker,), seed=11)
+    return make_clip(
+        tmp_path_factory.mktemp("clips-short") / "short.mp4", scene, gop_seconds=1.0
+    ).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +154,21 @@ def publish(stack: Stack, rule: str, clip: ClipNote) -> Alert:
     return alert
 
 
-def upload(stack: Stack, alert: Alert, body: bytes, codec: str = "h264") -> None:
+def upload(
+    stack: Stack,
+    alert: Alert,
+    body: bytes,
+    codec: str = "h264",
+    offset: float = ALERT_AT_S,
+    duration: float = CLIP_SECONDS,
+) -> None:
     """PUT the clip as the worker does: content-addressed, its ClipMeta in the query."""
     meta = ClipMeta(
         camera_id=alert.camera_id,
         alert_ids=(alert.id,),
-        alert_offsets_s=(ALERT_AT_S,),
-        started_at=alert.captured_at - timedelta(seconds=ALERT_AT_S),
-        duration_s=CLIP_SECONDS,
+        alert_offsets_s=(offset,),
+        started_at=alert.captured_at - timedelta(seconds=offset),
+        duration_s=duration,
         bytes=len(body),
         codec=codec,
         width=640,
@@ -177,6 +195,13 @@ def clips_of(stack: Stack, incident: dict[str, Any], count: int = 1, timeout: fl
                 return list(clips)
             time.sleep(0.2)
     raise AssertionError(f"incident {incident['id']} never listed {count} clip(s)")
+
+
+def signed(url: str) -> re.Pattern[str]:
+    """`url` of the clip list, whatever its expiry and signature: the page fetched its own list."""
+    path, _, query = url.partition("?")
+    rest = re.sub(r"^exp=\d+&sig=[A-Za-z0-9_-]+", "", query)
+    return re.compile("^" + re.escape(path) + r"\?exp=\d+&sig=[A-Za-z0-9_-]{43}" + re.escape(rest) + "$")
 
 
 def seek_and_wait(page: Page, action: Any) -> float:
@@ -226,15 +251,16 @@ def test_pending_clip_shows_the_snapshot_then_plays_marks_seeks_and_downloads(
         expect(page.locator("#p-clip")).to_have_attribute("data-playable", "yes")
         (clip,) = clips_of(stack, incident)
         assert clip["alert_offsets_s"] == [ALERT_AT_S] and clip["duration_s"] == pytest.approx(CLIP_SECONDS)
-        expect(video).to_have_attribute("src", clip["url"])
+        # The clip list's signed URL (the page listed it a moment apart from the test: its expiry may differ).
+        expect(video).to_have_attribute("src", signed(clip["url"]))
         assert page.evaluate("document.querySelector('#p-video').preload") == "metadata"
         assert page.evaluate("document.querySelector('#p-video').controls") is True
 
         # The download link is the clip's download_url: the very bytes uploaded, as an attachment.
         download = page.locator("#p-clip-download")
         expect(download).to_be_visible()
-        expect(download).to_have_attribute("href", clip["download_url"])
-        got = httpx.get(httpx.URL(stack.base).join(clip["download_url"]), timeout=30)
+        expect(download).to_have_attribute("href", signed(clip["download_url"]))
+        got = httpx.get(httpx.URL(stack.base).join(download.get_attribute("href") or ""), timeout=30)
         assert got.status_code == 200 and got.content == h264_clip
         assert got.headers["content-disposition"].startswith("attachment")
 
@@ -309,7 +335,7 @@ def test_a_clip_the_browser_cannot_play_says_so_and_an_unavailable_one_says_why(
         page.locator(f'#cards li[data-id="{incident["id"]}"]').click()
         expect(page.locator("#p-clip-tools")).to_be_visible(timeout=30_000)
         (clip,) = clips_of(stack, incident)
-        expect(page.locator("#p-clip-download")).to_have_attribute("href", clip["download_url"])
+        expect(page.locator("#p-clip-download")).to_have_attribute("href", signed(clip["download_url"]))
         if page.evaluate("(t) => document.createElement('video').canPlayType(t)", HEVC_TYPE) == "":
             expect(page.locator("#p-clip-state")).to_have_text(
                 "This browser cannot play H.265; download the clip to watch it."
@@ -330,6 +356,46 @@ def test_a_clip_the_browser_cannot_play_says_so_and_an_unavailable_one_says_why(
         expect(page.locator("#p-snap")).to_be_visible()
         expect(page.locator("#p-clip-player")).to_be_hidden()
         expect(page.locator("#p-clip-tools")).to_be_hidden()
+    finally:
+        page.context.close()
+
+
+def test_an_incident_with_two_clips_offers_both(
+    stack: Stack, browser: Browser, h264_clip: bytes, short_clip: bytes
+) -> None:
+    page = open_console(browser, stack, OPERATOR)
+    try:
+        first = publish(stack, "clips-two", ClipNote(state=ClipState.pending))
+        incident = incident_for(stack, OPERATOR, first.id)
+        upload(stack, first, h264_clip)
+        page.locator(f'#cards li[data-id="{incident["id"]}"]').click()
+        expect(page.locator("#p-video")).to_be_visible(timeout=30_000)
+        expect(page.locator("#p-clip-pick")).to_be_hidden()  # one clip: no selector
+
+        # A second alert folds into the incident and brings its own clip while the panel is open: the
+        # clip_added on the feed lists the clips again; the clip in the player stays.
+        second = publish(stack, "clips-two", ClipNote(state=ClipState.pending))
+        upload(stack, second, short_clip, offset=SHORT_ALERT_AT_S, duration=SHORT_SECONDS)
+        clips = clips_of(stack, incident, count=2)
+        picker = page.locator("#p-clip-pick")
+        expect(picker).to_be_visible(timeout=30_000)
+        expect(picker.locator("option")).to_have_count(2)
+        src = page.locator("#p-video").get_attribute("src") or ""
+        assert src.split("?")[0] == clips[0]["url"].split("?")[0]
+
+        # The other clip: its own file, marks and download; it plays on a picture.
+        picker.select_option(clips[1]["id"])
+        page.wait_for_function(
+            "(path) => (document.querySelector('#p-video').getAttribute('src') || '').startsWith(path)",
+            arg=clips[1]["url"].split("?")[0],
+        )
+        expect(page.locator("#p-clip-download")).to_have_attribute("href", signed(clips[1]["download_url"]))
+        mark = page.locator("#p-timeline .mark")
+        expect(mark).to_have_count(1)
+        assert float(mark.get_attribute("data-offset") or "nan") == pytest.approx(SHORT_ALERT_AT_S)
+        page.evaluate("document.querySelector('#p-video').play()")
+        playing(page, 0.5)
+        assert frame_stats(page, "#p-video")["std"] > 10
     finally:
         page.context.close()
 
