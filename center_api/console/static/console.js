@@ -416,10 +416,7 @@ function main() {
   state.map = new GridMap($("map"), { onCell: showCell, onCamera: (cam) => openLive(cam) });
   setupPanel();
   state.clips = new ClipView();
-  setupLive({
-    currentIncident: () => (state.selected === null ? null : state.incidents.get(state.selected) || null),
-    openIncident: (id) => select(id),
-  });
+  setupLive({ currentIncident: () => state.incidents.get(state.selected) || null, openIncident: (id) => select(id) });
   setupKeys();
   whenUnauthorized(() => { stop(); showSignIn("Your token was refused or has expired. Sign in again."); });
   $("feed-filter").addEventListener("change", () => render());
