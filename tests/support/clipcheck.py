@@ -4,6 +4,7 @@
     top_level_boxes(path)               ["ftyp", "moov", "mdat", ...]: faststart puts moov before mdat
     Scene(overlays=(timecode_overlay(fps),))   stamps each source frame's index into the picture
     read_timecodes(path)                [(pts_s, source frame index), ...] of every frame of a clip
+    jpeg_timecode(snapshot)             the source frame index an alert's snapshot shows
 
 A clip is cut by remuxing, so every frame of it is a source frame: the timecode says which one, and so
 where in the source stream the clip starts (the clip's own timestamps start at 0).
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 TIMECODE_BITS = 14  # frame indexes up to 16,383 (27 minutes at 10 fps)
-TIMECODE_BLOCK = 16  # pixels per bit: large blocks survive any quantiser
-TIMECODE_TOP = 4
+TIMECODE_BLOCK = 16  # pixels per bit (at 640 wide): large blocks survive any quantiser and JPEG
+TIMECODE_TOP = 40  # below the label an alert snapshot writes at the top left, above any person's box
+TIMECODE_WIDTH = 640  # the frame width the positions above are for; other widths scale them
 
 
 @dataclass(frozen=True)
@@ -142,28 +145,40 @@ def top_level_boxes(path: Path) -> list[str]:
 
 
 def timecode_overlay(fps: float) -> Callable[[np.ndarray, float], None]:
-    """A `Scene` overlay that writes the frame's index (round(t * fps)) as black and white blocks along the
-    top-left edge, in the sky, away from any zone on the right."""
+    """A `Scene` overlay that writes the frame's index (round(t * fps)) as black and white blocks in the upper
+    left, over the facades: away from a zone on the right, from people's boxes and from a snapshot's label."""
 
     def overlay(frame: np.ndarray, t: float) -> None:
         index = round(t * fps)
+        k = frame.shape[1] / TIMECODE_WIDTH
+        top, block = round(TIMECODE_TOP * k), round(TIMECODE_BLOCK * k)
         for bit in range(TIMECODE_BITS):
             on = (index >> (TIMECODE_BITS - 1 - bit)) & 1
-            x = 4 + bit * TIMECODE_BLOCK
-            frame[TIMECODE_TOP : TIMECODE_TOP + TIMECODE_BLOCK, x : x + TIMECODE_BLOCK] = 255 if on else 0
+            x = round((4 + bit * TIMECODE_BLOCK) * k)
+            frame[top : top + block, x : x + block] = 255 if on else 0
 
     return overlay
 
 
 def timecode_of(gray: np.ndarray) -> int:
-    """Inverse of `timecode_overlay` on a frame's luma plane."""
+    """Inverse of `timecode_overlay` on a frame's luma plane (or a snapshot's grey picture, any width)."""
+    k = gray.shape[1] / TIMECODE_WIDTH
     value = 0
-    y = TIMECODE_TOP + TIMECODE_BLOCK // 2
+    y = round((TIMECODE_TOP + TIMECODE_BLOCK / 2) * k)
+    r = max(1, round(3 * k))
     for bit in range(TIMECODE_BITS):
-        x = 4 + bit * TIMECODE_BLOCK + TIMECODE_BLOCK // 2
-        patch = gray[y - 3 : y + 4, x - 3 : x + 4]
+        x = round((4 + bit * TIMECODE_BLOCK + TIMECODE_BLOCK / 2) * k)
+        patch = gray[y - r : y + r + 1, x - r : x + r + 1]
         value = (value << 1) | int(float(patch.mean()) > 128)
     return value
+
+
+def jpeg_timecode(jpeg: bytes) -> int:
+    """The frame index stamped in a JPEG (an alert's snapshot of a stamped clip)."""
+    gray = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise AssertionError("not a JPEG")
+    return timecode_of(gray)
 
 
 def read_timecodes(path: Path) -> list[tuple[float, int]]:
