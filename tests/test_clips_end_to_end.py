@@ -227,7 +227,7 @@ class Stack:
         return dest
 
     def clip_uploads(self) -> dict[str, float]:
-        """The center's count of clip uploads it accepted since it started, by outcome (new | duplicate)."""
+        """The center's count of clip uploads it accepted since it started, by outcome (stored | duplicate)."""
         answer = self.get("/metrics", SCRAPE_TOKEN)
         assert answer.status == 200, answer
         found = re.findall(
@@ -527,7 +527,7 @@ def test_clip_arrives_once_after_a_center_outage_and_after_a_worker_kill(
             assert len(stored) == 2, f"the center stores each clip once: {stored}"
             # Since its restart the center took each clip once: nothing was sent twice.
             uploads = stack.clip_uploads()
-            assert uploads.get("new") == 2 and not uploads.get("duplicate"), uploads
+            assert uploads.get("stored") == 2 and not uploads.get("duplicate"), uploads
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{stack.log_tails()}") from None
         finally:
