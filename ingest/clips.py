@@ -29,8 +29,8 @@ from contracts import NO_CLIP_KINDS, Alert, AlertSink, ClipFailure, ClipMeta, Cl
 from contracts.clips import MAX_CLIP_ALERTS
 from ingest.config import ClipConfig
 from ingest.metrics import ClipCounters
-from ingest.remux import RemuxError, remux
-from ingest.ring import PacketRing, Tap
+from ingest.remux import RemuxError, RemuxResult, remux
+from ingest.ring import PacketRing, RingBudget, Tap
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ class ClipRecorder:
         self._active: dict[str, _Recording] = {}  # key -> the open recording its alerts join
         self._open: set[_Recording] = set()  # taps not closed yet
         self._pending = 0  # recordings open or waiting for the remux
+        # what recordings hold, all cameras together (packets shared with the rings count too)
+        self._memory = RingBudget(config.ring_budget_bytes)
         self._done: queue.SimpleQueue[_Recording | None] = queue.SimpleQueue()
         self._closing = False
         self._clips = 0
@@ -152,6 +154,7 @@ class ClipRecorder:
                 failures=self._failures,
                 unavailable=self._unavailable,
                 recording=len(self._open),
+                recording_bytes=self._memory.used,
             )
 
     # ----- alerts ----------------------------------------------------------------------------------------
@@ -201,7 +204,9 @@ class ClipRecorder:
         cfg = self.config
         rec = _Recording(alert.camera_id, key, ring, alert.captured_at, t, [alert.id], [t])
         from_t = t - cfg.preroll_s
-        tap = ring.tap(from_t, t + cfg.postroll_s, self._max_bytes(), lambda _tap: self._done.put(rec))
+        tap = ring.tap(
+            from_t, t + cfg.postroll_s, self._max_bytes(), lambda _tap: self._done.put(rec), self._memory
+        )
         if tap is None:
             return self._unavailable_note(ring.note or "no video held yet (waiting for a keyframe)")
         rec.tap = tap
@@ -257,7 +262,9 @@ class ClipRecorder:
         rec = _Recording(
             request.camera_id, None, ring, datetime.now(UTC), newest, [request.request_id], [newest]
         )
-        tap = ring.tap(newest - seconds, None, self._max_bytes(), lambda _tap: self._done.put(rec))
+        tap = ring.tap(
+            newest - seconds, None, self._max_bytes(), lambda _tap: self._done.put(rec), self._memory
+        )
         if tap is None:
             return "no video held yet"
         rec.tap = tap
@@ -302,53 +309,28 @@ class ClipRecorder:
         tap = rec.tap
         assert tap is not None and tap.closed
         short = "; ".join(r for r in (rec.short_reason, tap.reason) if r) or None
-        staged = self.spool.staging_path()
+        staged: Path | None = None
         try:
+            staged = self.spool.staging_path()
             result = remux(staged, tap.params, tap.packets)
-        except RemuxError as exc:
-            staged.unlink(missing_ok=True)
-            self._fail(
-                ClipFailure(
-                    camera_id=rec.camera_id,
-                    alert_ids=ids,
-                    reason=str(exc) or "remux failed",
-                    worker_id=self.worker_id,
-                )
-            )
-            return
-        duration = max(result.duration_s, 1e-3)
-        offsets: tuple[float, ...]
-        if rec.key is None:
-            offsets = (duration,)  # on demand: the press is the end
-        else:
-            offsets = tuple(min(max(0.0, t - tap.start_t), duration) for t in times)
-        params = tap.params
-        meta = ClipMeta(
-            camera_id=rec.camera_id,
-            alert_ids=ids,
-            alert_offsets_s=offsets,
-            started_at=rec.trigger_wall - timedelta(seconds=rec.trigger_t - tap.start_t),
-            duration_s=min(duration, 3600.0),
-            bytes=result.nbytes,
-            codec=params.codec,
-            width=params.width or None,
-            height=params.height or None,
-            worker_id=self.worker_id,
-            short_reason=short[:300] if short else None,
-        )
-        try:
+            meta = self._meta(rec, tap, ids, times, result, short)
             digest = self.spool.add(staged, meta)
-        except (OSError, ValueError) as exc:
-            staged.unlink(missing_ok=True)
+        except (RemuxError, OSError, ValueError) as exc:  # ValueError: pydantic's, or the spool's refusal
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            reason = str(exc) if isinstance(exc, RemuxError) else f"the clip could not be spooled: {exc}"
             self._fail(
                 ClipFailure(
                     camera_id=rec.camera_id,
                     alert_ids=ids,
-                    reason=f"spool refused the clip: {exc}"[:300],
+                    reason=reason[:300] or "remux failed",
                     worker_id=self.worker_id,
                 )
             )
             return
+        finally:
+            tap.release_memory()
+            tap.packets = []  # written (or not): the memory goes back either way
         with self._lock:
             self._clips += 1
             self._seconds += meta.duration_s
@@ -362,6 +344,36 @@ class ClipRecorder:
             result.cpu_ms,
             digest[:12],
             f" (short: {short})" if short else "",
+        )
+
+    def _meta(
+        self,
+        rec: _Recording,
+        tap: Tap,
+        ids: tuple[str, ...],
+        times: tuple[float, ...],
+        result: RemuxResult,
+        short: str | None,
+    ) -> ClipMeta:
+        duration = min(max(result.duration_s, 1e-3), 3600.0)
+        offsets: tuple[float, ...]
+        if rec.key is None:
+            offsets = (duration,)  # on demand: the press is the end
+        else:
+            offsets = tuple(min(max(0.0, t - tap.start_t), duration) for t in times)
+        params = tap.params
+        return ClipMeta(
+            camera_id=rec.camera_id,
+            alert_ids=ids,
+            alert_offsets_s=offsets,
+            started_at=rec.trigger_wall - timedelta(seconds=rec.trigger_t - tap.start_t),
+            duration_s=duration,
+            bytes=result.nbytes,
+            codec=params.codec,
+            width=params.width or None,
+            height=params.height or None,
+            worker_id=self.worker_id,
+            short_reason=short[:300] if short else None,
         )
 
     def _fail(self, failure: ClipFailure) -> None:

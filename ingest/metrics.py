@@ -42,6 +42,7 @@ class ClipCounters:
     failures: int = 0  # clips promised (or asked for) and not made
     unavailable: int = 0  # alerts told that no clip will come
     recording: int = 0  # recordings open now
+    recording_bytes: int = 0  # reserved by recordings now (bounded by the ring budget's size)
     budget_bytes: int = 0  # the worker-wide bound of all rings (0: no rings)
     budget_used_bytes: int = 0  # reserved by the rings now
 
@@ -145,6 +146,7 @@ def _clip_metrics(
             c.budget_used_bytes,
         ),
         ("gridwatch_ingest_clips_recording", "Clip recordings open now", c.recording),
+        ("gridwatch_ingest_clips_recording_bytes", "Bytes held by clip recordings now", c.recording_bytes),
     )
     counters: tuple[tuple[str, str, float], ...] = (
         ("gridwatch_ingest_clips", "Clips cut and spooled", c.clips),

@@ -94,10 +94,12 @@ class Tap:
     The ring appends to `packets` on the reader thread and closes the tap (under its lock) when a packet at
     or past `end_t` arrives, when the stream resets or is lost, or when the tap's byte bound is reached;
     `reason` then says why it ended early (None: it reached its end). `on_close` runs once, outside the
-    ring's lock, on whichever thread closed it.
+    ring's lock, on whichever thread closed it. With a `budget` (the recorder's, worker-wide) the tap reserves
+    what it holds in chunks and is cut when the budget refuses; `release_memory` gives it back.
     """
 
     __slots__ = (
+        "budget",
         "closed",
         "end_t",
         "max_bytes",
@@ -106,6 +108,7 @@ class Tap:
         "packets",
         "params",
         "reason",
+        "reserved",
         "start_t",
     )
 
@@ -117,6 +120,7 @@ class Tap:
         end_t: float,
         max_bytes: int,
         on_close: Callable[[Tap], None],
+        budget: RingBudget | None = None,
     ) -> None:
         self.packets = packets
         self.params = params
@@ -127,6 +131,23 @@ class Tap:
         self.on_close = on_close
         self.closed = False
         self.reason: str | None = None
+        self.budget = budget
+        self.reserved = 0
+
+    def grow(self, size: int) -> str | None:
+        """Room for `size` more bytes: None, or why not (under the ring's lock)."""
+        if self.nbytes + size > self.max_bytes:
+            return f"the clip reached its {self.max_bytes / MIB:g} MiB bound"
+        if self.budget is not None and self.nbytes + size > self.reserved:
+            self.reserved += self.budget.reserve(self.nbytes + size - self.reserved + BUDGET_CHUNK)
+            if self.nbytes + size > self.reserved:
+                return "the worker's memory for clips being recorded is used up"
+        return None
+
+    def release_memory(self) -> None:
+        if self.budget is not None:
+            self.budget.release(self.reserved)
+            self.reserved = 0
 
 
 class _Gop:
@@ -284,7 +305,12 @@ class PacketRing:
 
     # ----- the recorder's side -------------------------------------------------------------------------
     def tap(
-        self, from_t: float, end_t: float | None, max_bytes: int, on_close: Callable[[Tap], None]
+        self,
+        from_t: float,
+        end_t: float | None,
+        max_bytes: int,
+        on_close: Callable[[Tap], None],
+        budget: RingBudget | None = None,
     ) -> Tap | None:
         """A consistent snapshot from the keyframe at or before `from_t` (the oldest held if none is), then
         every following packet until one whose dts reaches `end_t` (None: the snapshot alone, closed at
@@ -306,11 +332,14 @@ class PacketRing:
             cut = end_t / self._tb if self._tb and not snapshot else float("inf")
             while len(packets) > 1 and packets[-1].dts >= cut:
                 packets.pop()
-            tap = Tap(packets, self.params, self._gops[start].start_t, end_t, max_bytes, on_close)
+            tap = Tap(packets, self.params, self._gops[start].start_t, end_t, max_bytes, on_close, budget)
+            held, tap.nbytes = tap.nbytes, 0
+            refused = tap.grow(held)  # the snapshot counts too: the ring may drop it while the clip needs it
+            tap.nbytes = held
             if snapshot or newest.dts >= cut:
                 tap.closed = True  # the ring already holds its end (an alert that came late)
-            elif not self.connected:
-                tap.closed, tap.reason = True, "the stream was lost"
+            elif refused or not self.connected:
+                tap.closed, tap.reason = True, refused or "the stream was lost"
             else:
                 self._taps.append(tap)
         if tap.closed:
@@ -373,11 +402,8 @@ class PacketRing:
     def _feed(self, packet: RingPacket, closed: list[Tap] | None) -> list[Tap] | None:
         t = packet.dts * self._tb
         for tap in list(self._taps):
-            if t >= tap.end_t:
-                reason = None
-            elif tap.nbytes + len(packet.data) > tap.max_bytes:
-                reason = f"the clip reached its {tap.max_bytes / MIB:g} MiB bound"
-            else:
+            reason = None if t >= tap.end_t else tap.grow(len(packet.data))
+            if reason is None and t < tap.end_t:
                 tap.packets.append(packet)
                 tap.nbytes += len(packet.data)
                 continue

@@ -233,24 +233,29 @@ def test_a_tap_whose_end_the_ring_already_holds_closes_at_once() -> None:
         ("release", "the camera stopped on this worker"),
         ("bound", "the clip reached its 1 MiB bound"),
         ("cut", "the worker stopped"),
+        ("memory", "the worker's memory for clips being recorded is used up"),
     ],
 )
 def test_a_tap_is_cut_with_what_it_has(event: str, reason: str) -> None:
     ring = new_ring(10)
     stream(ring, 4)
     closed: list[Tap] = []
-    tap = ring.tap(2.0, 60.0, 1 * MIB, closed.append)
-    assert tap is not None
+    memory = RingBudget(2 * MIB)
+    tap = ring.tap(2.0, 60.0, 1 * MIB if event == "bound" else 8 * MIB, closed.append, memory)
+    assert tap is not None and memory.used >= tap.nbytes
     if event == "disconnect":
         ring.disconnect("end of stream")
     elif event == "release":
         ring.release()
-    elif event == "bound":
+    elif event in ("bound", "memory"):
         stream(ring, 10, start_s=4)
     else:
         assert ring.cut(tap, "the worker stopped")
     assert closed == [tap] and tap.reason == reason
-    assert tap.packets[0].key and tap.nbytes <= max(1 * MIB, sum(len(p.data) for p in tap.packets))
+    assert tap.packets[0].key and tap.nbytes == sum(len(p.data) for p in tap.packets)
+    assert tap.nbytes <= (1 * MIB if event == "bound" else 2 * MIB)
+    tap.release_memory()
+    assert memory.used == 0
 
 
 def test_wall_clock_maps_to_stream_time_by_marked_samples_then_by_arrival() -> None:
