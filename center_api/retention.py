@@ -18,7 +18,9 @@ import asyncio
 import logging
 import threading
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
+from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,6 +38,7 @@ DAY_S = 86_400.0
 TMP_MAX_AGE_S = 3600.0  # a temporary file this old belongs to a write that crashed
 CLIP_BATCH = 500  # clip rows deleted per transaction
 EXPIRED_REASON = "clip expired under the retention policy"
+StoreT = TypeVar("StoreT", bound=ContentStore)
 
 
 async def open_snapshot_digests(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
@@ -59,11 +62,27 @@ async def walk(store: ContentStore, keep: set[str], cutoff: float, tmp_cutoff: f
         raise
 
 
-class SnapshotSweeper:
+def _report(what: str, result: SweepResult, deleted: Counter, freed: Counter) -> None:
+    deleted.inc(result.deleted)
+    freed.inc(result.bytes_freed)
+    if result.deleted or result.tmp_removed:
+        log.info(
+            "%s retention: deleted %d %ss and %d stale temporary or orphan files, %d bytes freed",
+            what,
+            result.deleted,
+            what,
+            result.tmp_removed,
+            result.bytes_freed,
+        )
+    if result.failed:
+        log.warning("%s retention: %d files not deleted, e.g. %s", what, result.failed, result.first_error)
+
+
+class _Sweeper(Generic[StoreT]):
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        store: SnapshotStore,
+        store: StoreT,
         metrics: CenterMetrics,
         retention_days: float,
     ) -> None:
@@ -72,44 +91,19 @@ class SnapshotSweeper:
         self._metrics = metrics
         self._retention_s = retention_days * DAY_S
 
+
+class SnapshotSweeper(_Sweeper[SnapshotStore]):
     async def run(self, now: float) -> SweepResult:
         """One sweep at `now` (epoch seconds). Retention 0 keeps everything: nothing is read or deleted."""
         if self._retention_s <= 0:
             return SweepResult()
         keep = await open_snapshot_digests(self._sessions)
         result = await walk(self._store, keep, now - self._retention_s, now - TMP_MAX_AGE_S)
-        self._report(result)
+        _report("snapshot", result, self._metrics.snapshots_deleted, self._metrics.snapshot_bytes_freed)
         return result
 
-    def _report(self, result: SweepResult) -> None:
-        self._metrics.snapshots_deleted.inc(result.deleted)
-        self._metrics.snapshot_bytes_freed.inc(result.bytes_freed)
-        if result.deleted or result.tmp_removed:
-            log.info(
-                "snapshot retention: deleted %d snapshots and %d stale temporary files, %d bytes freed",
-                result.deleted,
-                result.tmp_removed,
-                result.bytes_freed,
-            )
-        if result.failed:
-            log.warning(
-                "snapshot retention: %d files not deleted, e.g. %s", result.failed, result.first_error
-            )
 
-
-class ClipSweeper:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        store: ClipStore,
-        metrics: CenterMetrics,
-        retention_days: float,
-    ) -> None:
-        self._sessions = sessions
-        self._store = store
-        self._metrics = metrics
-        self._retention_s = retention_days * DAY_S
-
+class ClipSweeper(_Sweeper[ClipStore]):
     async def run(self, now: float) -> SweepResult:
         """One sweep at `now` (epoch seconds). Retention 0 keeps every clip; stale temporary files and files
         no row names still go."""
@@ -124,7 +118,7 @@ class ClipSweeper:
         result.bytes_freed += orphans.bytes_freed
         result.failed += orphans.failed
         result.first_error = result.first_error or orphans.first_error
-        self._report(result)
+        _report("clip", result, self._metrics.clips_deleted, self._metrics.clip_bytes_freed)
         return result
 
     async def _expire(self, now: float, result: SweepResult) -> None:
@@ -139,16 +133,3 @@ class ClipSweeper:
             result.deleted += len(batch)
             if len(batch) < CLIP_BATCH:
                 return
-
-    def _report(self, result: SweepResult) -> None:
-        self._metrics.clips_deleted.inc(result.deleted)
-        self._metrics.clip_bytes_freed.inc(result.bytes_freed)
-        if result.deleted or result.tmp_removed:
-            log.info(
-                "clip retention: deleted %d clips and %d stale temporary or orphan files, %d bytes freed",
-                result.deleted,
-                result.tmp_removed,
-                result.bytes_freed,
-            )
-        if result.failed:
-            log.warning("clip retention: %d files not deleted, e.g. %s", result.failed, result.first_error)

@@ -19,6 +19,7 @@ from center_api.api.incidents import visible_incident
 from center_api.api.params import CameraIdPath
 from center_api.clips.schemas import ClipRequestAccepted, ClipRequestIn
 from center_api.errors import BODY_ERRORS, NotFound, Unprocessable
+from center_api.store.queries import MAX_ID
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["clips"])
 
@@ -46,6 +47,8 @@ async def request_clip(
             code="clip_seconds_over_preroll",
         )
     if body.incident_id is not None:
+        if body.incident_id > MAX_ID:
+            raise NotFound("no such incident", code="incident_not_found")
         await visible_incident(services, principal, body.incident_id)
     now = datetime.now(UTC)
     requester = services.clip_requests

@@ -54,16 +54,16 @@ MetaQuery = Annotated[
     str,
     Query(
         min_length=2,
-        max_length=65_536,
+        max_length=32_768,  # 256 alert ids of 64 characters fit; the server's request line takes ~64 KiB
         description="The clip's `contracts.ClipMeta` as JSON (camera, alert ids and offsets, start, "
         "duration, bytes, codec, size); an invalid one is 422",
     ),
 ]
+# The body is read as a stream, so FastAPI does not document it: say what it takes (an MP4; its content type
+# is not checked, its `ftyp` box is).
+_MP4 = {"schema": {"type": "string", "format": "binary", "description": "The MP4 file"}}
 UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
-    }
+    "requestBody": {"required": True, "content": {"video/mp4": _MP4, "application/octet-stream": _MP4}}
 }
 
 

@@ -6,8 +6,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from center_api.store.queries import MAX_ID
-
 
 class ClipStored(BaseModel):
     """The answer to an upload: the clip and the incidents it is linked to so far (an alert not stored yet
@@ -53,10 +51,11 @@ class ClipRequestIn(BaseModel):
     seconds: float = Field(
         ge=1, le=600, description="Seconds to save, up to the workers' pre-roll (clip_preroll_s; 422 beyond)"
     )
+    # No upper bound in the schema (a JSON number that large is not exact for every client); an id past the
+    # 64-bit ids the store has is no incident (404).
     incident_id: int | None = Field(
         default=None,
         ge=1,
-        le=MAX_ID,
         description="An incident to add the clip to; none: a new incident of kind operator_clip",
     )
     note: str | None = Field(

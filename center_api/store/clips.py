@@ -228,23 +228,25 @@ async def forget(session: AsyncSession, digests: Sequence[str], reason: str, now
 
 
 async def station_of_refs(session: AsyncSession, ref_ids: Sequence[str]) -> str | None:
-    """The station of the first stored incident among these alert or request ids, if any."""
-    stmt = (
+    """The station of a stored incident of these alert or request ids, if any."""
+    noted = select(ClipNoteRow.incident_id).where(ClipNoteRow.ref_id.in_(ref_ids))
+    stored = select(IncidentAlert.incident_id).where(IncidentAlert.alert_id.in_(ref_ids))
+    return await session.scalar(
         select(Incident.station_id)
-        .join(ClipNoteRow, ClipNoteRow.incident_id == Incident.id)
-        .where(ClipNoteRow.ref_id.in_(ref_ids))
+        .where(Incident.id.in_(noted) | Incident.id.in_(stored))
+        .order_by(Incident.id)
         .limit(1)
     )
-    found = await session.scalar(stmt)
-    if found is None:
-        stmt = (
-            select(Incident.station_id)
-            .join(IncidentAlert, IncidentAlert.incident_id == Incident.id)
-            .where(IncidentAlert.alert_id.in_(ref_ids))
-            .limit(1)
-        )
-        found = await session.scalar(stmt)
-    return found
+
+
+def _of_incident(*columns: Any, incident_id: int) -> Any:
+    """SELECT `columns` of the clips linked to the incident, one row per link."""
+    return (
+        select(*columns)
+        .join(ClipLink, ClipLink.digest == Clip.digest)
+        .join(ClipNoteRow, ClipNoteRow.ref_id == ClipLink.ref_id)
+        .where(ClipNoteRow.incident_id == incident_id)
+    )
 
 
 async def clips_of_incident(
@@ -253,11 +255,9 @@ async def clips_of_incident(
     """The incident's clips (oldest first, at most `limit`), each with the offsets of the incident's alerts
     in it."""
     rows = await session.execute(
-        select(Clip, ClipLink.offset_s)
-        .join(ClipLink, ClipLink.digest == Clip.digest)
-        .join(ClipNoteRow, ClipNoteRow.ref_id == ClipLink.ref_id)
-        .where(ClipNoteRow.incident_id == incident_id)
-        .order_by(Clip.started_at, Clip.digest, ClipLink.offset_s)
+        _of_incident(Clip, ClipLink.offset_s, incident_id=incident_id).order_by(
+            Clip.started_at, Clip.digest, ClipLink.offset_s
+        )
     )
     found: dict[str, tuple[Clip, list[float]]] = {}
     for clip, offset in rows:
@@ -272,9 +272,5 @@ async def clips_of_incident(
 async def clip_of_incident(session: AsyncSession, incident_id: int, digest: str) -> Clip | None:
     """The clip `digest` if it is linked to the incident, else None."""
     return await session.scalar(
-        select(Clip)
-        .join(ClipLink, ClipLink.digest == Clip.digest)
-        .join(ClipNoteRow, ClipNoteRow.ref_id == ClipLink.ref_id)
-        .where(Clip.digest == digest, ClipNoteRow.incident_id == incident_id)
-        .limit(1)
+        _of_incident(Clip, incident_id=incident_id).where(Clip.digest == digest).limit(1)
     )

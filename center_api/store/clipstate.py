@@ -74,10 +74,6 @@ async def summaries(
     )
     out: dict[int, ClipSummary] = {}
     for incident_id, linked, short, pending, unavailable, expected in await session.execute(stmt):
-        if isinstance(pending, str):  # SQLite: the aggregate of a CASE comes back as its text
-            pending = datetime.fromisoformat(pending)
-        if pending is not None and pending.tzinfo is None:
-            pending = pending.replace(tzinfo=now.tzinfo)
         out[incident_id] = summarize(linked, short, pending, unavailable, expected, now, timeout_s)
     return out
 

@@ -68,6 +68,8 @@ DOMAIN_REFUSALS = [
     ("PATCH", "/api/v1/cameras/{camera_id}", ["422"]),
     # An SDP offer's content is not in the schema: no H.264/VP8 in it is 415, one that does not parse 400.
     ("POST", "/api/v1/cameras/{camera_id}/live", ["400", "415"]),
+    # The seconds an operator may save are the workers' pre-roll, a setting (422 clip_seconds_over_preroll).
+    ("POST", "/api/v1/cameras/{camera_id}/clips", ["422"]),
 ]
 
 

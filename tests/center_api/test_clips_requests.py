@@ -114,6 +114,7 @@ async def test_a_request_joins_an_existing_incident(center_factory, database_url
         ("cam-nobody", {"seconds": 5}, auth(), 404, "camera_not_found"),  # looks the same as none
         ("cam-a", {"seconds": 5, "incident_id": "B"}, auth(), 404, "incident_not_found"),  # B's incident
         ("cam-a", {"seconds": 5, "incident_id": 999_999}, auth(), 404, "incident_not_found"),
+        ("cam-a", {"seconds": 5, "incident_id": 2**64}, auth(), 404, "incident_not_found"),  # past 64 bits
         ("cam-a", {"seconds": 10.5}, auth(), 422, "clip_seconds_over_preroll"),
         ("cam-a", {"seconds": 0.5}, auth(), 422, None),
         ("cam-a", {"seconds": 5, "extra": 1}, auth(), 422, None),
