@@ -30,6 +30,8 @@ every method of the path as the OpenAPI document has it. Request validation erro
      ├── UnsupportedMediaType    415 unsupported_media_type
      │    ├── NoCommonCodec          no_common_codec          (live.relay)
      │    └── NotMp4                 not_mp4                  (clips.intake)
+     ├── RangeNotSatisfiable     416 range_not_satisfiable  (api.clips: a Range past the clip's end;
+     │                                                        Content-Range: bytes */<size>)
      ├── Unprocessable           422 unprocessable          (a well-formed request the domain refuses)
      │    └── UnknownCell            unknown_cell             (cameras.registry)
      ├── TooManyRequests         429 too_many_requests      (a client limit: feeds per token, bad tokens)
@@ -129,6 +131,10 @@ class PayloadTooLarge(CenterError, status=413, code="payload_too_large"):
 
 class UnsupportedMediaType(CenterError, status=415, code="unsupported_media_type"):
     """A body, or an offered media format, the center cannot take."""
+
+
+class RangeNotSatisfiable(CenterError, status=416, code="range_not_satisfiable"):
+    """A byte range that starts past the end of what is served; `headers` carry `Content-Range`."""
 
 
 class Unprocessable(CenterError, status=422, code="unprocessable"):
@@ -310,6 +316,7 @@ __all__ = [
     "InsufficientStorage",
     "NotFound",
     "PayloadTooLarge",
+    "RangeNotSatisfiable",
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, MalformedRangeHeader
+from starlette.responses import RangeNotSatisfiable as UnsatisfiableRange
 
 from center_api.api.deps import IncidentViewerDep, ServicesDep, WorkerDep, route_errors
 from center_api.api.incidents import IncidentId, visible_incident
@@ -37,7 +38,14 @@ from center_api.auth import (
 from center_api.clips import signing
 from center_api.clips.intake import ClipTooLarge
 from center_api.clips.schemas import ClipFailureRecorded, ClipPublic, ClipStored
-from center_api.errors import BODY_ERRORS, BadRequest, Forbidden, NotFound, Unauthorized
+from center_api.errors import (
+    BODY_ERRORS,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RangeNotSatisfiable,
+    Unauthorized,
+)
 from center_api.services import CenterServices
 from center_api.store import clips as index
 from center_api.store.models import Clip
@@ -90,7 +98,7 @@ def _meta(raw: str) -> ClipMeta:
     "say so).",
     responses={
         200: {"model": ClipStored, "description": "Stored before: used again, new alert ids linked"},
-        **route_errors(400, 413, 415, 422, 507),
+        **route_errors(400, 404, 413, 415, 422, 507),
     },
     openapi_extra=UPLOAD_BODY,
 )
@@ -185,6 +193,20 @@ class ClipFileResponse(FileResponse):
             return []
 
 
+def _check_range(request: Request, size: int) -> None:
+    """A range past the end is 416 with the center's error body (Starlette's own has none); with If-Range
+    the response decides, as the validator may ask for the whole file instead."""
+    asked = request.headers.get("range")
+    if asked is None or "if-range" in request.headers:
+        return
+    try:
+        ClipFileResponse._parse_range_header(asked, size)
+    except UnsatisfiableRange:
+        raise RangeNotSatisfiable(
+            f"the range starts past the clip's {size} bytes", headers={"Content-Range": f"bytes */{size}"}
+        ) from None
+
+
 SigQuery = Annotated[
     str | None,
     Query(
@@ -200,7 +222,6 @@ ExpQuery = Annotated[
 RANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "The whole clip"},
     206: {"content": {"video/mp4": {}}, "description": "The byte range asked for (Range: bytes=...)"},
-    416: {"description": "A range beyond the clip; Content-Range: bytes */<size>"},
 }
 
 
@@ -239,7 +260,7 @@ async def _authorize(
     description="Takes a bearer token (header or ?token=) of a role that reads incidents, or the signed exp "
     "and sig of a URL from the clip list, which need no token. Range: bytes=0-99, a middle range, a suffix "
     "(bytes=-500) and several ranges are 206; one past the end is 416.",
-    responses={**RANGE_RESPONSES, **route_errors(404)},
+    responses={**RANGE_RESPONSES, **route_errors(404, 416)},
 )
 async def get_clip(
     incident_id: IncidentId,
@@ -261,6 +282,7 @@ async def get_clip(
         stat = os.stat(path)
     except FileNotFoundError:
         raise NotFound("the clip's file is missing from the store", code="clip_missing") from None
+    _check_range(request, stat.st_size)
     return ClipFileResponse(
         path,
         media_type="video/mp4",
