@@ -10,13 +10,16 @@ at the center, and what the usual NVR approach (an FFmpeg process per camera rec
      ring_on    the same with the clip recorder on: every packet of every camera goes into its pre-roll ring
                 (10 s, the default), as a worker with clips keeps it
      ffmpeg     one `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment -segment_time 10` per camera
+     paired     one process, two workers on S/2 streams each, rings on for one and off for the other: the
+                CPU of their reader threads (where every packet goes into the ring), same process and window
    The parent starts them all, waits until every stream of every reader delivers, and opens one measurement
    window for all of them at once (a line on each child's stdin; psutil reads the ffmpeg processes), so
    they share the machine's noise. R rounds; the table shows medians.
-     ring_overhead_vs_floor = (ring_on - ring_off) / floor, CPU per stream.
+     ring_overhead_vs_floor = (ring_on - ring_off) / floor, CPU per stream (whole processes);
+     ring_thread_overhead_vs_floor = (on - off reader thread) / floor (paired: far less noise).
    The ring's own cost is also timed directly (the reader's `bytes(packet)` + `PacketRing.add` over the
-   source's packets, CPU per packet x 25 packets/s): the on/off difference is near the machine's noise, so
-   both are printed.
+   source's packets, CPU per packet x 25 packets/s). The process-level difference is near the machine's
+   noise on 2 shared cores (a few hundredths of a percent of a core per stream), so all three are printed.
 2. Cutting: 20 s of the source's packets in a `PacketRing` (preroll 20 s); `tap` + `remux` to a faststart MP4,
    as the recorder does, N times: CPU ms (this thread) and wall ms; ffprobe reads the result.
 3. Alert -> clip at the center: a real `gridwatch center` and `gridwatch ingest` (private Redis, SQLite, the
@@ -61,10 +64,11 @@ _spec.loader.exec_module(bench_ingest)  # the ingest benchmark's streams and CPU
 MIB = 2**20
 SECRET = "bench-clips-secret-0123456789abcdef0123"
 READERS = ("floor", "ring_off", "ring_on", "ffmpeg")
+CHILDREN = ("floor", "ring_off", "ring_on", "paired")  # run by this script (ffmpeg runs as itself)
 
 
 # ----- reader children: READY once every stream delivers, then measure from a line on stdin ---------------
-def _measure(ready: Any, seconds: float, extra: Any = None) -> None:
+def _measure(ready: Any, seconds: float, extra: Any = None, on_start: Any = None) -> None:
     deadline = time.monotonic() + 90
     while not ready() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -72,6 +76,8 @@ def _measure(ready: Any, seconds: float, extra: Any = None) -> None:
         raise RuntimeError("not every stream delivered within 90 s")
     print("READY", flush=True)
     sys.stdin.readline()
+    if on_start is not None:
+        on_start()
     c0, w0 = bench_ingest.cpu_seconds(), time.monotonic()
     time.sleep(seconds)
     out = {"cpu_s": bench_ingest.cpu_seconds() - c0, "wall_s": time.monotonic() - w0}
@@ -99,15 +105,15 @@ def child_floor(urls: list[str], seconds: float) -> None:
     _measure(lambda: all(frames), seconds)
 
 
-def child_gridwatch(urls: list[str], seconds: float, ring: bool, work: Path) -> None:
+def _worker(name: str, urls: list[str], ring: bool, work: Path, seen: set[str]) -> Any:
+    """An IngestWorker sampling keyframes (sample_fps 0.5 on the 2 s GOP) of `urls`, cameras `<name><i>`,
+    with the clip recorder (every packet into a 10 s pre-roll ring) or without."""
     from contracts import Camera
     from ingest.cameras import StaticCameraSource
     from ingest.clips import ClipRecorder
     from ingest.config import ClipConfig, IngestConfig
     from ingest.spool import ClipSpool
     from ingest.worker import IngestWorker
-
-    seen: set[str] = set()
 
     class Sink:
         def submit(self, frame: Any) -> None:
@@ -123,28 +129,67 @@ def child_gridwatch(urls: list[str], seconds: float, ring: bool, work: Path) -> 
         def publish(self, alert: Any, snapshot: bytes | None = None) -> None:
             pass
 
-    cams = [Camera(id=f"b{i}", url=u, sample_fps=0.5) for i, u in enumerate(urls)]
-    config = IngestConfig(worker_id="bench", max_concurrent_reconnects=64, clips=ClipConfig())
-    recorder = ClipRecorder(config.clips, ClipSpool(work / "spool"), "bench") if ring else None
+    cams = [Camera(id=f"{name}{i}", url=u, sample_fps=0.5) for i, u in enumerate(urls)]
+    config = IngestConfig(worker_id=f"bench-{name}", max_concurrent_reconnects=64, clips=ClipConfig())
+    recorder = (
+        ClipRecorder(config.clips, ClipSpool(work / f"spool-{name}"), config.worker_id) if ring else None
+    )
     worker = IngestWorker(config, StaticCameraSource(cams), Sink(), Alerts(), clips=recorder)
     worker.start()
+    return worker
 
-    def rings() -> dict[str, float]:
-        health = worker.health().values()
-        held = [h.ring_bytes for h in health if h.ring_bytes is not None]
-        secs = [h.preroll_s for h in health if h.preroll_s is not None]
-        return {
-            "ring_bytes": statistics.mean(held) if held else 0.0,
-            "ring_s": statistics.mean(secs) if secs else 0.0,
-        }
 
-    _measure(lambda: len(seen) == len(cams), seconds, rings)
+def _ring_use(worker: Any) -> dict[str, float]:
+    health = worker.health().values()
+    held = [h.ring_bytes for h in health if h.ring_bytes is not None]
+    secs = [h.preroll_s for h in health if h.preroll_s is not None]
+    return {
+        "ring_bytes": statistics.mean(held) if held else 0.0,
+        "ring_s": statistics.mean(secs) if secs else 0.0,
+    }
+
+
+def child_gridwatch(urls: list[str], seconds: float, ring: bool, work: Path) -> None:
+    seen: set[str] = set()
+    worker = _worker("b", urls, ring, work, seen)
+    _measure(lambda: len(seen) == len(urls), seconds, lambda: _ring_use(worker))
+
+
+def _reader_thread_cpu() -> dict[str, float]:
+    """CPU seconds of each camera's reader thread (`ingest-<camera>`), by camera."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.name.startswith("ingest-")}
+    return {
+        names[t.id].removeprefix("ingest-"): t.user_time + t.system_time
+        for t in psutil.Process().threads()
+        if t.id in names
+    }
+
+
+def child_paired(urls: list[str], seconds: float, work: Path) -> None:
+    """Two workers in one process, one with rings ("on" cameras) and one without ("off"): the CPU of their
+    reader threads (where every packet goes into the ring) compared in the same window, same process."""
+    half = len(urls) // 2
+    seen: set[str] = set()
+    _worker("on", urls[:half], True, work, seen)
+    _worker("off", urls[half:], False, work, seen)
+    start: dict[str, float] = {}
+
+    def threads() -> dict[str, float]:
+        end = _reader_thread_cpu()
+        used = {cam: end[cam] - start.get(cam, 0.0) for cam in end}
+        on = [v for cam, v in used.items() if cam.startswith("on")]
+        off = [v for cam, v in used.items() if cam.startswith("off")]
+        return {"on_thread_s": sum(on) / max(1, len(on)), "off_thread_s": sum(off) / max(1, len(off))}
+
+    _measure(lambda: len(seen) == len(urls), seconds, threads, lambda: start.update(_reader_thread_cpu()))
 
 
 def child_main(args: argparse.Namespace) -> None:
     urls = args.urls.split(",")
     if args.child == "floor":
         child_floor(urls, args.seconds)
+    elif args.child == "paired":
+        child_paired(urls, args.seconds, Path(args.work))
     else:
         child_gridwatch(urls, args.seconds, ring=args.child == "ring_on", work=Path(args.work))
     os._exit(0)  # reader threads may sit in a blocking read
@@ -221,7 +266,7 @@ def ffmpeg_cpu(procs: list[subprocess.Popen[bytes]]) -> float:
 
 def read_round(urls: dict[str, list[str]], seconds: float, warmup: float, work: Path) -> dict[str, dict]:
     """One round: every reader on its own streams, one shared measurement window."""
-    children = [Child(v, urls[v], seconds, work / v) for v in READERS if v != "ffmpeg"]
+    children = [Child(v, urls[v], seconds, work / v) for v in CHILDREN]
     ff = ffmpeg_recorders(urls["ffmpeg"], work / "ffmpeg")
     try:
         for child in children:
@@ -243,6 +288,10 @@ def read_round(urls: dict[str, list[str]], seconds: float, warmup: float, work: 
         results["ffmpeg"] = {"cpu_s": f1 - f0, "wall_s": w1 - w0, "rss_mb": 0.0}
         for variant, r in results.items():
             r["per_stream"] = r["cpu_s"] / r["wall_s"] / len(urls[variant])
+        paired = results["paired"]
+        paired["thread_on"] = paired["on_thread_s"] / paired["wall_s"]
+        paired["thread_off"] = paired["off_thread_s"] / paired["wall_s"]
+        paired["per_stream"] = paired["thread_on"] - paired["thread_off"]  # the ring's share, per stream
         return results
     finally:
         for child in children:
@@ -437,18 +486,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gw-bench-clips-") as tmp:
         work = Path(tmp)
         source = bench_ingest.make_source(work)
-        with RtspServer({f"/s{i}": source for i in range(args.streams * len(READERS))}) as server:
+        names = (*READERS, "paired")
+        with RtspServer({f"/s{i}": source for i in range(args.streams * len(names))}) as server:
             urls = {
                 v: [server.url(f"/s{k * args.streams + i}") for i in range(args.streams)]
-                for k, v in enumerate(READERS)
+                for k, v in enumerate(names)
             }
-            rounds: dict[str, list[dict]] = {v: [] for v in READERS}
+            rounds: dict[str, list[dict]] = {v: [] for v in names}
             for r in range(args.rounds):
                 results = read_round(urls, args.seconds, args.warmup, work / f"round{r}")
                 for variant, result in results.items():
                     rounds[variant].append(result)
-                shares = "  ".join(f"{v} {results[v]['per_stream'] * 100:.2f}%" for v in READERS)
-                print(f"round {r + 1}: {shares} of a core per stream", flush=True)
+                shares = "  ".join(f"{v} {results[v]['per_stream'] * 100:.3f}%" for v in READERS)
+                paired = results["paired"]["per_stream"] * 100
+                print(
+                    f"round {r + 1}: {shares}  paired on-off {paired:+.4f}% of a core per stream", flush=True
+                )
         params, packets = source_packets(source, 20.0)
         add_us = ring_add_cost(source, params, 20.0, 20 if args.quick else 100)
         cut = cut_cost(params, packets, work, 5 if args.quick else 20)
@@ -467,11 +520,16 @@ def main() -> int:
             f"{v:<10}{args.streams:>8}{per[v] * 100:>21.3f}%{f'{min(spread):.3f}-{max(spread):.3f}%':>16}"
             f"{per[v] / floor:>9.2f}x"
         )
+    paired = med["paired"]
+    ring_thread = paired["per_stream"]
     ready = [x["ready_s"] for x in latency]
     after = [x["after_end_s"] for x in latency]
     print(
         f"\nring on - off: {(per['ring_on'] - per['ring_off']) * 100:+.3f}% of a core per stream "
         f"({(per['ring_on'] - per['ring_off']) / floor * 100:+.1f}% of the floor)"
+        f"\nring on - off in one process (reader threads): {paired['thread_on'] * 100:.3f}% vs "
+        f"{paired['thread_off'] * 100:.3f}% of a core per stream, "
+        f"{ring_thread * 100:+.4f}% ({ring_thread / floor * 100:+.1f}% of the floor)"
         f"\nring add: {add_us:.2f} us CPU a packet = {add_share * 100:.4f}% of a core per 25 fps stream "
         f"({add_share / floor * 100:.2f}% of the floor)"
         f"\nring per camera: {ring_mb:.2f} MiB for {ring_on['ring_s']:.1f} s held (10 s asked); "
@@ -488,6 +546,7 @@ def main() -> int:
         "streams": args.streams,
         "rounds": args.rounds,
         "ring_overhead_vs_floor": round((per["ring_on"] - per["ring_off"]) / floor, 3),
+        "ring_thread_overhead_vs_floor": round(ring_thread / floor, 3),
         "ring_add_us": round(add_us, 2),
         "ring_add_vs_floor": round(add_share / floor, 4),
         "ring_mb_per_camera": round(ring_mb, 2),
