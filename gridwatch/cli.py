@@ -90,6 +90,11 @@ def _center_settings(settings: GridwatchSettings):  # -> CenterSettings
         reap_idle_ms=settings.reap_idle_ms,
         stream_keep_acked_s=settings.stream_keep_acked_s,
         snapshot_retention_days=settings.snapshot_retention_days,
+        # one setting for both sides: an operator may save at most what the workers' rings keep
+        clip_preroll_s=settings.clip_preroll_s,
+        clip_station_quota_bytes=int(settings.clip_station_quota_gb * 2**30),
+        clip_retention_days=settings.clip_retention_days,
+        clip_pending_timeout_s=settings.clip_pending_timeout_s,
         metrics_token=settings.metrics_token,
         feed_clients_per_subject=settings.feed_clients_per_subject,
         token_failures_max=settings.token_failures_max,

@@ -123,6 +123,30 @@ class GridwatchSettings(BaseSettings):
     clip_max_s: float = Field(
         default=60, gt=0, le=3600, description="Worker: longest clip (alerts of one incident extend it)"
     )
+    clip_alert_lag_s: float = Field(
+        default=3,
+        ge=0,
+        le=60,
+        description="Worker: seconds the ring keeps beyond the pre-roll for the detection lag (an alert "
+        "reaches the recorder after its frame)",
+    )
+    clip_station_quota_gb: float = Field(
+        default=50, gt=0, le=1024 * 1024, description="Center: GiB of clips one station may keep"
+    )
+    clip_retention_days: float = Field(
+        default=90,
+        ge=0,
+        le=36_500,
+        description="Center: clips unused this long are deleted unless an open incident needs them; "
+        "0 keeps them forever",
+    )
+    clip_pending_timeout_s: float = Field(
+        default=600,
+        ge=1,
+        le=7 * 86_400,
+        description="Center: a promised clip that has neither arrived nor failed this long after its alert "
+        "is shown as unavailable (a late clip still shows)",
+    )
     ring_max_mb: float = Field(
         default=8, ge=0.0625, le=1024, description="Worker: MiB of pre-roll ring one camera may hold"
     )
@@ -145,6 +169,7 @@ class GridwatchSettings(BaseSettings):
             preroll_s=self.clip_preroll_s,
             postroll_s=self.clip_postroll_s,
             clip_max_s=self.clip_max_s,
+            alert_lag_s=self.clip_alert_lag_s,
             ring_max_bytes=int(self.ring_max_mb * MIB),
             ring_budget_bytes=int(self.ring_budget_mb * MIB),
         )

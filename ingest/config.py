@@ -10,8 +10,9 @@ MIB = 1024 * 1024
 class ClipConfig(BaseModel):
     """Event clips: the pre-roll ring of every camera and the clips cut from it (`ingest.clips`).
 
-    Memory: a camera at B Mbit/s needs B/8 MB per second of pre-roll plus one GOP; 10 s at 4 Mbit/s is 5 MB,
-    so the 8 MiB per-camera bound leaves a 2 s GOP of slack, and 768 MiB covers ~100 such cameras.
+    Memory: a camera at B Mbit/s needs B/8 MB per second held plus one GOP. The ring holds the pre-roll plus
+    `alert_lag_s` (the detection lag): 13 s at 4 Mbit/s is 6.5 MB, so the 8 MiB per-camera bound leaves a 2 s
+    GOP of slack, and 768 MiB covers ~100 such cameras.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -24,6 +25,13 @@ class ClipConfig(BaseModel):
         description="Seconds of video kept before an alert (and for 'save the last N')",
     )
     postroll_s: float = Field(default=10, ge=0, le=600, description="Seconds recorded after the last alert")
+    alert_lag_s: float = Field(
+        default=3,
+        ge=0,
+        le=60,
+        description="Seconds the ring keeps beyond the pre-roll: an alert reaches the recorder after its "
+        "frame (decode, detection queue, inference), and its pre-roll must still be held then",
+    )
     clip_max_s: float = Field(
         default=60, gt=0, le=3600, description="Longest clip: alerts of one incident extend it up to this"
     )

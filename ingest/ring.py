@@ -163,12 +163,19 @@ class PacketRing:
     """The pre-roll ring of one camera (see the module docstring). Thread-safe."""
 
     def __init__(
-        self, camera_id: str, preroll_s: float, max_bytes: int, budget: RingBudget | None = None
+        self,
+        camera_id: str,
+        preroll_s: float,
+        max_bytes: int,
+        budget: RingBudget | None = None,
+        lag_s: float = 0.0,
     ) -> None:
-        if preroll_s <= 0 or max_bytes <= 0:
-            raise ValueError("preroll_s and max_bytes must be > 0")
+        if preroll_s <= 0 or max_bytes <= 0 or lag_s < 0:
+            raise ValueError("preroll_s and max_bytes must be > 0, lag_s >= 0")
         self.camera_id = camera_id
-        self.preroll_s = preroll_s
+        # What the ring keeps: the pre-roll, plus the time an alert takes to reach the recorder after its
+        # frame was demuxed (decode, detection queue, inference): the pre-roll is counted back from the frame.
+        self.preroll_s = preroll_s + lag_s
         self.max_bytes = max_bytes
         self.budget = budget
         self.params: StreamParams | None = None

@@ -194,7 +194,7 @@ class IngestWorker:
         ring = None
         if self._budget is not None and self.clips is not None:
             cfg = self.config.clips
-            ring = PacketRing(camera.id, cfg.preroll_s, cfg.ring_max_bytes, self._budget)
+            ring = PacketRing(camera.id, cfg.preroll_s, cfg.ring_max_bytes, self._budget, cfg.alert_lag_s)
             self.clips.attach(camera.id, ring)
         reader = StreamReader(camera, self.config, self, self._open_gate, self._decode_threads, ring=ring)
         thread = threading.Thread(target=reader.run, name=f"ingest-{camera.id}", daemon=True)
