@@ -315,15 +315,18 @@ def source_packets(path: Path, seconds: float) -> tuple[Any, list[Any]]:
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        ctx = stream.codec_context
-        params = StreamParams(ctx.name, ctx.width, ctx.height, stream.time_base, ctx.extradata)
+        ctx, tb = stream.codec_context, stream.time_base
+        if tb is None:
+            raise RuntimeError(f"{path.name}: a video stream without a time base")
+        params = StreamParams(ctx.name, ctx.width, ctx.height, tb, ctx.extradata)
         packets = []
         for packet in container.demux(stream):
             if packet.dts is None:
                 continue
-            if float(packet.dts * stream.time_base) >= seconds and packet.is_keyframe:
+            if float(packet.dts * tb) >= seconds and packet.is_keyframe:
                 break
-            packets.append((bytes(packet), packet.pts, packet.dts, packet.is_keyframe, packet.duration or 0))
+            pts = packet.dts if packet.pts is None else packet.pts
+            packets.append((bytes(packet), pts, packet.dts, packet.is_keyframe, packet.duration or 0))
     return params, packets
 
 
@@ -336,17 +339,20 @@ def ring_add_cost(path: Path, params: Any, seconds: float, repeats: int) -> floa
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        # (packet, pts, dts): the packets stay PyAV's, so the timed loop copies out of their buffers
         held = [
-            p for p in container.demux(stream) if p.dts is not None and p.dts * stream.time_base < seconds
+            (p, p.dts if p.pts is None else p.pts, p.dts)
+            for p in container.demux(stream)
+            if p.dts is not None and p.dts * params.time_base < seconds
         ]
         ring = PacketRing("bench", 10.0, 64 * MIB)
         ring.reset(params, 0.0)
-        span = held[-1].dts - held[0].dts + (held[-1].duration or 1)
+        span = held[-1][2] - held[0][2] + (held[-1][0].duration or 1)
         started, count = time.thread_time(), 0
         for r in range(repeats):
             shift = r * span
-            for p in held:
-                ring.add(bytes(p), p.pts + shift, p.dts + shift, p.is_keyframe, p.duration or 0, 0.0)
+            for p, pts, dts in held:
+                ring.add(bytes(p), pts + shift, dts + shift, p.is_keyframe, p.duration or 0, 0.0)
                 count += 1
         return (time.thread_time() - started) / count * 1e6
 
