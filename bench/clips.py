@@ -17,7 +17,7 @@ at the center, and what the usual NVR approach (an FFmpeg process per camera rec
    they share the machine's noise. R rounds; the table shows medians.
      ring_overhead_vs_floor = (ring_on - ring_off) / floor, CPU per stream (whole processes);
      ring_thread_overhead_vs_floor = (on - off reader thread) / floor (paired: far less noise).
-   The ring's own cost is also timed directly (the reader's `bytes(packet)` + `PacketRing.add` over the
+   The ring's own cost is also timed directly (the reader's `memoryview(packet)` + `PacketRing.add` over the
    source's packets, CPU per packet x 25 packets/s). The process-level difference is near the machine's
    noise on 2 shared cores (a few hundredths of a percent of a core per stream), so all three are printed.
 2. Cutting: 20 s of the source's packets in a `PacketRing` (preroll 20 s); `tap` + `remux` to a faststart MP4,
@@ -326,20 +326,21 @@ def source_packets(path: Path, seconds: float) -> tuple[Any, list[Any]]:
             if float(packet.dts * tb) >= seconds and packet.is_keyframe:
                 break
             pts = packet.dts if packet.pts is None else packet.pts
-            packets.append((bytes(packet), pts, packet.dts, packet.is_keyframe, packet.duration or 0))
+            packets.append((memoryview(packet), pts, packet.dts, packet.is_keyframe, packet.duration or 0))
     return params, packets
 
 
 def ring_add_cost(path: Path, params: Any, seconds: float, repeats: int) -> float:
-    """CPU microseconds per packet of what the reader does for the ring: `bytes(packet)` (the copy out of
-    PyAV's buffer) and `PacketRing.add` (10 s ring), over the source's packets fed again and again."""
+    """CPU microseconds per packet of what the reader does for the ring: `memoryview(packet)` (a view of
+    PyAV's buffer, no copy) and `PacketRing.add` (10 s ring), over the source's packets fed again
+    and again."""
     import av
 
     from ingest.ring import PacketRing
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        # (packet, pts, dts): the packets stay PyAV's, so the timed loop copies out of their buffers
+        # (packet, pts, dts): the packets stay PyAV's; the timed loop takes a view of each, as the reader does
         held = [
             (p, p.dts if p.pts is None else p.pts, p.dts)
             for p in container.demux(stream)
@@ -352,7 +353,7 @@ def ring_add_cost(path: Path, params: Any, seconds: float, repeats: int) -> floa
         for r in range(repeats):
             shift = r * span
             for p, pts, dts in held:
-                ring.add(bytes(p), pts + shift, dts + shift, p.is_keyframe, p.duration or 0, 0.0)
+                ring.add(memoryview(p), pts + shift, dts + shift, p.is_keyframe, p.duration or 0, 0.0)
                 count += 1
         return (time.thread_time() - started) / count * 1e6
 

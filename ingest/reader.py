@@ -234,7 +234,8 @@ class StreamReader:
             key = bool(packet.is_keyframe)
             if ring is not None:
                 if dts is not None:  # RTSP's first packets may have none: the ring waits for a keyframe
-                    ring.add(bytes(packet), ts, dts, key, packet.duration or 0, now)
+                    # a view, not a copy: the ring keeps the demuxer's own buffer (a fresh one per packet)
+                    ring.add(memoryview(packet), ts, dts, key, packet.duration or 0, now)
                 else:
                     ring.skip()
             self.stats.packet(t if t is not None else now, packet.size, key)

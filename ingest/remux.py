@@ -107,10 +107,10 @@ def _annexb(params: StreamParams, packets: Sequence[RingPacket]) -> list[bytes]:
     extradata = params.extradata or b""
     if extradata[:1] == b"\x01":  # avcC / hvcC: length-prefixed packets (an MP4 or MKV source)
         length_size, parameter_sets = _parse_config_record(params.codec, extradata)
-        datas = [_length_prefixed_to_annexb(p.data, length_size) for p in packets]
+        datas = [_length_prefixed_to_annexb(bytes(p.data), length_size) for p in packets]
         header = b"".join(START_CODE + nal for nal in parameter_sets)
     else:
-        datas = [p.data for p in packets]
+        datas = [bytes(p.data) for p in packets]  # the ring holds views of the demuxer's buffers
         header = extradata
     if header and not _has_parameter_sets(params.codec, datas[0]):
         datas[0] = header + datas[0]

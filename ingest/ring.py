@@ -51,7 +51,7 @@ class StreamParams:
 class RingPacket(NamedTuple):
     """One compressed video packet, in decode order. `pts`/`dts` in the stream's time base."""
 
-    data: bytes
+    data: bytes | memoryview  # the reader's: a view of the demuxer's buffer (kept alive by it, not copied)
     pts: int
     dts: int
     key: bool
@@ -217,7 +217,9 @@ class PacketRing:
             closed = self._close_taps(f"the stream was lost ({reason})"[:200])
         self._notify(closed)
 
-    def add(self, data: bytes, pts: int, dts: int, key: bool, duration: int, arrived: float) -> None:
+    def add(
+        self, data: bytes | memoryview, pts: int, dts: int, key: bool, duration: int, arrived: float
+    ) -> None:
         """One video packet in decode order (the reader thread, for every packet)."""
         packet = RingPacket(data, pts, dts, key, duration, arrived)
         closed: list[Tap] | None = None

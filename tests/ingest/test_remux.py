@@ -164,10 +164,10 @@ def test_a_b_frame_clip_cut_anywhere_shows_every_frame_up_to_its_end(
     assert indexes == [(indexes[0] + i) % BASE_FRAMES for i in range(len(indexes))]
 
 
-def _strip_parameter_sets(data: bytes) -> tuple[bytes, list[bytes]]:
+def _strip_parameter_sets(data: bytes | memoryview) -> tuple[bytes, list[bytes]]:
     """Annex B H.264: (the packet without its SPS/PPS, the SPS/PPS it had)."""
     # a NAL never ends in a zero byte (its trailing bits end in a 1): zeros before a start code are the code's
-    nals = [n.rstrip(b"\x00") for n in data.split(b"\x00\x00\x01")]
+    nals = [n.rstrip(b"\x00") for n in bytes(data).split(b"\x00\x00\x01")]
     kept, sets = [], []
     for nal in filter(None, nals):
         (sets if nal[0] & 0x1F in (7, 8) else kept).append(nal)
