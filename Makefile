@@ -16,7 +16,7 @@ test: bootstrap
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 screenshots: bootstrap
-	GRIDWATCH_UPDATE_SCREENSHOTS=1 $(VENV)/bin/python -m pytest tests/console/test_console_browser.py $(PYTEST_ARGS)
+	GRIDWATCH_UPDATE_SCREENSHOTS=1 $(VENV)/bin/python -m pytest tests/console/test_console_browser.py tests/console/test_console_clips.py $(PYTEST_ARGS)
 
 bootstrap: system-packages $(STAMP)
 

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from gridwatch.demo.clips import demo_scene, loop_clip, make_clip
+from tests.console.stack import CHROMIUM, CHROMIUM_ARGS
 from tests.support.fixtures import entered_or_fail
 from tests.support.redisdb import RedisDatabases
 from tests.support.rtsp import RtspServer
@@ -19,6 +21,20 @@ def live_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("console-clips")
     scene = make_clip(root / "scene.mp4", demo_scene(seconds=20.0), gop_seconds=1.0)
     return loop_clip(scene, root / "live.mp4", times=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}; install Debian's chromium package (the bootstrap does)"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")

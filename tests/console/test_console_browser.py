@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from contracts import CameraState
 from tests.console.conftest import established_to
 from tests.console.stack import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     NANGUAN_1,
     VIEWPORT,
     XIADU_2,
@@ -60,20 +58,6 @@ def stack(
         finally:
             center.stop()
             client.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}; install Debian's chromium package (the bootstrap does)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def save_screenshot(page: Page, name: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import av
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from contracts import (
     CLIP_REQUESTS_STREAM,
@@ -36,8 +36,6 @@ from contracts import (
 )
 from gridwatch.demo.clips import Scene, Walker, make_clip
 from tests.console.stack import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     NANGUAN_1,
     CenterThread,
     Stack,
@@ -119,20 +117,6 @@ def stack(
         finally:
             center.stop()
             client.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}; install Debian's chromium package (the bootstrap does)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def publish(stack: Stack, rule: str, clip: ClipNote) -> Alert:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +13,7 @@ import pytest
 
 from contracts import ClipFailure, ClipMeta
 from ingest.spool import ClipSpool, SpoolInUse
+from tests.support.fixtures import kill_after_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -262,28 +260,7 @@ def test_a_spool_killed_with_sigkill_while_adding_keeps_every_acknowledged_clip(
 ) -> None:
     directory = tmp_path / "spool"
     code = f"from tests.ingest.test_spool import _child_adds; _child_adds({str(directory)!r})"
-    child = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    acknowledged: list[str] = []
-    try:
-        assert child.stdout is not None
-        while len(acknowledged) < kill_after:
-            line = child.stdout.readline()
-            if not line:
-                pytest.fail(f"the child ended early: {child.stderr.read().decode() if child.stderr else ''}")
-            acknowledged.append(line.decode().strip())
-        os.kill(child.pid, signal.SIGKILL)  # while it adds the next one
-    finally:
-        child.kill()
-        child.wait()
-        if child.stdout is not None:  # what it printed before it died: acknowledged too
-            acknowledged += [
-                line.strip() for line in child.stdout.read().decode().splitlines() if line.strip()
-            ]
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
+    acknowledged = kill_after_lines(code, kill_after, REPO)
     spool = ClipSpool(directory)
     try:
         held = []

@@ -9,10 +9,7 @@ import json
 import logging
 import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -38,6 +35,7 @@ from tests.center_api.conftest import (  # noqa: F401 - fixtures are found by na
     xadd,
 )
 from tests.ingest.test_spool import REPO, add, make_meta, stage
+from tests.support.fixtures import kill_after_lines
 
 TOKEN = "worker-token-that-must-never-be-logged"
 
@@ -318,28 +316,7 @@ def test_a_worker_killed_with_sigkill_while_spooling_uploads_each_clip_once_afte
     url = f"http://127.0.0.1:{port}"
     directory = tmp_path / "spool"
     code = f"from tests.ingest.test_uploader import _child_spools; _child_spools({str(directory)!r}, {url!r})"
-    child = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    acknowledged: list[str] = []
-    try:
-        assert child.stdout is not None
-        while len(acknowledged) < 4:
-            line = child.stdout.readline()
-            if not line:
-                pytest.fail(f"the child ended early: {child.stderr.read().decode() if child.stderr else ''}")
-            acknowledged.append(line.decode().strip())
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait()
-        if child.stdout is not None:  # what it printed before it died: acknowledged too
-            acknowledged += [
-                line.strip() for line in child.stdout.read().decode().splitlines() if line.strip()
-            ]
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
+    acknowledged = kill_after_lines(code, 4, REPO)
     sock.close()
     center = FakeCenter(port)
     spool = ClipSpool(directory)

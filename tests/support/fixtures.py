@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -24,3 +29,31 @@ def entered_or_fail(manager: AbstractContextManager[T], reason: str = "") -> Ite
         except ServerError as exc:
             pytest.fail(f"{reason}{exc}", pytrace=False)
         yield value
+
+
+def kill_after_lines(code: str, lines: int, cwd: Path) -> list[str]:
+    """Run `python -c code` in a child that prints one line per durable step, SIGKILL it after `lines` of them
+    (while it works on the next) and return every line it printed: all of them were acknowledged."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    acknowledged: list[str] = []
+    try:
+        assert child.stdout is not None
+        while len(acknowledged) < lines:
+            line = child.stdout.readline()
+            if not line:
+                pytest.fail(f"the child ended early: {child.stderr.read().decode() if child.stderr else ''}")
+            acknowledged.append(line.decode().strip())
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:  # what it printed before it died: acknowledged too
+            acknowledged += [
+                line.strip() for line in child.stdout.read().decode().splitlines() if line.strip()
+            ]
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+    return acknowledged
