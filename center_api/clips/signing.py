@@ -2,7 +2,8 @@
 up in logs and browser history, so the clip list gives each clip a URL that says only "this incident's
 clip, until then", signed with the center's secret.
 
-    sig = base64url(HMAC-SHA256(secret, "clip|<incident id>|<clip id>|<expiry, unix seconds>"))
+    key = HMAC-SHA256(secret, "gridwatch clip links")   (a key of its own: a link is never a token)
+    sig = base64url(HMAC-SHA256(key, "clip|<incident id>|<clip id>|<expiry, unix seconds>"))
 
 `check` answers `ClipLinkInvalid` or `ClipLinkExpired` (401) and nothing else about why.
 """
@@ -27,8 +28,9 @@ class ClipLinkExpired(Unauthorized, code="clip_link_expired"):
 
 
 def signature(secret: str, incident_id: int, clip_id: str, expires: int) -> str:
+    key = hmac.new(secret.encode(), b"gridwatch clip links", hashlib.sha256).digest()
     message = f"clip|{incident_id}|{clip_id}|{expires}".encode()
-    mac = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    mac = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
